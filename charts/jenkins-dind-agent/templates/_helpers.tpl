@@ -1,0 +1,108 @@
+{{/*
+Names, labels and the small derived facts every template agrees on.
+*/}}
+{{- define "jda.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "jda.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jda.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "jda.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "jda.labels" -}}
+{{ include "jda.selectorLabels" . }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Namespace of the agent pods. */}}
+{{- define "jda.agentNamespace" -}}
+{{- default .Release.Namespace .Values.agent.namespace.name -}}
+{{- end -}}
+
+{{- define "jda.controllerServiceAccount" -}}
+{{- include "jda.fullname" . -}}
+{{- end -}}
+
+{{- define "jda.agentServiceAccount" -}}
+{{- printf "%s-agent" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "jda.agentServiceName" -}}
+{{- printf "%s-agent" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* In-cluster URL of the controller UI Service; agents and Spinnaker use it. */}}
+{{- define "jda.controllerUrl" -}}
+{{- printf "http://%s.%s.svc.cluster.local:%d" (include "jda.fullname" .) .Release.Namespace (int .Values.controller.service.port) -}}
+{{- end -}}
+
+{{/* host:port of the TCP agent listener Service. */}}
+{{- define "jda.agentTunnel" -}}
+{{- printf "%s.%s.svc.cluster.local:%d" (include "jda.agentServiceName" .) .Release.Namespace (int .Values.controller.agentListener.port) -}}
+{{- end -}}
+
+{{- define "jda.adminSecretName" -}}
+{{- default (printf "%s-admin" (include "jda.fullname" .)) .Values.controller.admin.existingSecret -}}
+{{- end -}}
+
+{{- define "jda.image" -}}
+{{- printf "%s:%s" .repository .tag -}}
+{{- end -}}
+
+{{/* "true" when dind runs as a native sidecar (initContainer with restartPolicy Always). */}}
+{{- define "jda.nativeSidecar" -}}
+{{- $mode := toString .Values.agent.nativeSidecar -}}
+{{- if eq $mode "auto" -}}
+{{- semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version | toString -}}
+{{- else -}}
+{{- $mode -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Full image reference the example job builds (and pushes when a registry is set). */}}
+{{- define "jda.exampleImage" -}}
+{{- $repo := .Values.exampleJob.imageName -}}
+{{- with .Values.agent.registry.server -}}
+{{- $repo = printf "%s/%s" . $repo -}}
+{{- end -}}
+{{- printf "%s:build" $repo -}}
+{{- end -}}
+
+{{- define "jda.controller.securityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{- define "jda.controller.mounts" -}}
+- name: jenkins-home
+  mountPath: /var/jenkins_home
+- name: config
+  mountPath: /var/jenkins_config
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/* Labels that select agent pods (the JCasC template and the helm test pod carry them). */}}
+{{- define "jda.agentSelectorLabels" -}}
+{{ include "jda.selectorLabels" . }}
+app.kubernetes.io/component: agent
+{{- end -}}

@@ -33,6 +33,9 @@ only adds its own --host=tcp://0.0.0.0:2375 when the first argument is a flag. *
 {{- range $d.insecureRegistries }}
 - --insecure-registry={{ . }}
 {{- end }}
+{{- range $d.extraArgs }}
+- {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* daemon.json written by docker-setup. A configured graph driver must not be silently

@@ -1,0 +1,131 @@
+"""Queries over rendered objects: by kind/name, containers by name, the JCasC document and the agent
+pod spec exactly as the JCasC pod template's `yaml:` carries it.
+
+Rendered manifests are cached and shared: treat everything returned here as read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Obj = dict[str, Any]
+
+
+class ManifestError(LookupError):
+    """The rendered chart does not hold what was asked for."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    objects: tuple[Obj, ...]
+    text: str = field(repr=False, default="")
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Manifest:
+        docs = tuple(d for d in yaml.safe_load_all(text) if d)
+        return cls(objects=docs, text=text)
+
+    def __iter__(self) -> Iterator[Obj]:
+        return iter(self.objects)
+
+    def all(self, kind: str) -> list[Obj]:
+        return [o for o in self.objects if o.get("kind") == kind]
+
+    def get(self, kind: str, name: str | None = None, suffix: str | None = None) -> Obj:
+        """The one object of this kind (and exact name, or name ending with suffix)."""
+        found = [
+            o for o in self.all(kind)
+            if (name is None or o["metadata"]["name"] == name)
+            and (suffix is None or o["metadata"]["name"].endswith(suffix))
+        ]
+        if len(found) != 1:
+            names = [o["metadata"]["name"] for o in self.all(kind)]
+            raise ManifestError(f"expected one {kind} (name={name}, suffix={suffix}), found {len(found)} among {names}")
+        return found[0]
+
+    def has(self, kind: str, suffix: str | None = None) -> bool:
+        return any(suffix is None or o["metadata"]["name"].endswith(suffix) for o in self.all(kind))
+
+    def jcasc(self) -> Obj:
+        """The parsed JCasC document (jenkins.yaml in the controller ConfigMap)."""
+        cm = self.get("ConfigMap", suffix="-config")
+        return yaml.safe_load(cm["data"]["jenkins.yaml"])
+
+    def kubernetes_cloud(self) -> Obj:
+        clouds = self.jcasc()["jenkins"]["clouds"]
+        kube = [c["kubernetes"] for c in clouds if "kubernetes" in c]
+        if len(kube) != 1:
+            raise ManifestError(f"expected one kubernetes cloud in JCasC, found {len(kube)}")
+        return kube[0]
+
+    def pod_template(self) -> Obj:
+        templates = self.kubernetes_cloud()["templates"]
+        if len(templates) != 1:
+            raise ManifestError(f"expected one pod template, found {len(templates)}")
+        return templates[0]
+
+    def agent_pod(self) -> Obj:
+        """The agent Pod as the Kubernetes plugin receives it (parsed from the template's yaml:)."""
+        return yaml.safe_load(self.pod_template()["yaml"])
+
+    def test_pod(self) -> Obj:
+        pods = [p for p in self.all("Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+        if len(pods) != 1:
+            raise ManifestError(f"expected one helm test pod, found {len(pods)}")
+        return pods[0]
+
+    def workloads(self) -> Iterator[tuple[Obj, Obj]]:
+        """(object, pod spec) for every rendered pod spec, the JCasC agent pod included."""
+        for o in self.objects:
+            spec = pod_spec_of(o)
+            if spec is not None:
+                yield o, spec
+        agent = self.agent_pod()
+        yield agent, agent["spec"]
+
+
+def pod_spec_of(obj: Obj) -> Obj | None:
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return obj["spec"]
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+        return obj["spec"]["template"]["spec"]
+    if kind == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return None
+
+
+def all_containers(spec: Obj) -> list[Obj]:
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def container(spec: Obj, name: str) -> Obj:
+    """A container (regular or init) of a pod spec, by name."""
+    found = [c for c in all_containers(spec) if c["name"] == name]
+    if len(found) != 1:
+        raise ManifestError(f"expected one container {name!r}, found {[c['name'] for c in all_containers(spec)]}")
+    return found[0]
+
+
+def is_native_sidecar(spec: Obj, name: str) -> bool:
+    return any(c["name"] == name and c.get("restartPolicy") == "Always" for c in spec.get("initContainers", []))
+
+
+def env_of(c: Obj) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+
+
+def volume(spec: Obj, name: str) -> Obj:
+    found = [v for v in spec.get("volumes", []) if v["name"] == name]
+    if len(found) != 1:
+        raise ManifestError(f"expected one volume {name!r}")
+    return found[0]
+
+
+def mounts_of(c: Obj) -> dict[str, Obj]:
+    """mountPath -> volumeMount."""
+    return {m["mountPath"]: m for m in c.get("volumeMounts", [])}

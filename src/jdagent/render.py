@@ -1,0 +1,90 @@
+"""`helm template` with caching: each (chart, values, overrides, release, namespace, kube version, helm)
+renders once per process."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jdagent.manifest import Manifest
+from jdagent.paths import CHART_DIR
+from jdagent.tools import find_helm
+
+
+class RenderError(RuntimeError):
+    """helm refused to render; `stderr` holds helm's own message."""
+
+    def __init__(self, cmd: list[str], stderr: str) -> None:
+        super().__init__(f"{' '.join(cmd)} failed:\n{stderr.strip()}")
+        self.cmd = cmd
+        self.stderr = stderr
+
+
+def render(
+    chart: Path | str = CHART_DIR,
+    values: Iterable[Path | str] | Path | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    release: str = "ci",
+    namespace: str = "ci",
+    kube_version: str | None = None,
+    helm: str | Path | None = "4",
+    show_only: str | None = None,
+) -> Manifest:
+    """Render a chart and return its parsed objects.
+
+    values: values files; overrides: a nested mapping merged last (like another -f file);
+    helm: a major ("3"/"4") or the path of a helm binary.
+    """
+    if values is None:
+        files: tuple[str, ...] = ()
+    elif isinstance(values, str | Path):
+        files = (str(values),)
+    else:
+        files = tuple(str(v) for v in values)
+    return _render_cached(
+        str(chart), files, json.dumps(overrides or {}, sort_keys=True), release, namespace,
+        kube_version or "", str(helm), show_only or "",
+    )
+
+
+def helm_binary(helm: str | Path | None) -> str:
+    if helm is None or str(helm) in ("3", "4"):
+        return str(find_helm(str(helm or "4")))
+    return str(helm)
+
+
+def template_command(
+    chart: str, files: tuple[str, ...], release: str, namespace: str, kube_version: str, helm: str
+) -> list[str]:
+    cmd = [helm_binary(helm), "template", release, chart, "--namespace", namespace]
+    for f in files:
+        cmd += ["-f", f]
+    if kube_version:
+        cmd += ["--kube-version", kube_version]
+    return cmd
+
+
+@functools.lru_cache(maxsize=512)
+def _render_cached(
+    chart: str, files: tuple[str, ...], overrides_json: str, release: str, namespace: str,
+    kube_version: str, helm: str, show_only: str,
+) -> Manifest:
+    cmd = template_command(chart, files, release, namespace, kube_version, helm)
+    if show_only:
+        cmd += ["--show-only", show_only]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="jda-overrides-") as extra:
+        if overrides_json != "{}":
+            yaml.safe_dump(json.loads(overrides_json), extra)
+            extra.flush()
+            cmd += ["-f", extra.name]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RenderError(cmd, proc.stderr)
+    return Manifest.from_yaml(proc.stdout)

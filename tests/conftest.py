@@ -1,0 +1,21 @@
+"""Shared fixtures: the chart's ci/ values files and the helm majors every render test runs with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jdagent.paths import CHART_DIR
+
+CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+HELM_MAJORS = ("3", "4")
+
+
+def ci_ids(paths: list[Path]) -> list[str]:
+    return [p.name.removesuffix("-values.yaml") for p in paths]
+
+
+@pytest.fixture(params=HELM_MAJORS, ids=[f"helm{m}" for m in HELM_MAJORS])
+def helm_major(request: pytest.FixtureRequest) -> str:
+    return request.param

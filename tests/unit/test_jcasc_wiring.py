@@ -1,0 +1,191 @@
+"""JCasC wiring: the cloud points at Services of the same render, RBAC grants what the cloud needs
+in the agent namespace only, and the example job runs on the pod template's label."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from jdagent.manifest import container, env_of
+from jdagent.render import render
+from tests.conftest import CI_VALUES, ci_ids
+
+
+def service_port(manifest, host: str, port: int) -> dict:
+    """The Service named by a cluster DNS host, checked for namespace and port."""
+    name, namespace, svc, *_ = host.split(".")
+    assert svc == "svc"
+    service = manifest.get("Service", name=name)
+    assert service["metadata"]["namespace"] == namespace
+    ports = [p for p in service["spec"]["ports"] if p["port"] == port]
+    assert ports, f"Service {name} has no port {port}"
+    return ports[0]
+
+
+def controller_container_port(manifest, port_name: str) -> int:
+    sts = manifest.get("StatefulSet")
+    jenkins = container(sts["spec"]["template"]["spec"], "jenkins")
+    return next(p["containerPort"] for p in jenkins["ports"] if p["name"] == port_name)
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=ci_ids(CI_VALUES))
+def test_jenkins_url_and_tunnel_resolve_to_services(values):
+    manifest = render(values=values, namespace="tools")
+    cloud = manifest.kubernetes_cloud()
+    url = urlsplit(cloud["jenkinsUrl"])
+    http = service_port(manifest, url.hostname, url.port)
+    assert http["targetPort"] == "http"
+    assert controller_container_port(manifest, "http") == 8080
+    sts_labels = manifest.get("StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    selector = manifest.get("Service", name=url.hostname.split(".")[0])["spec"]["selector"]
+    assert selector.items() <= sts_labels.items()
+    if cloud.get("webSocket"):
+        assert "jenkinsTunnel" not in cloud
+        assert len(manifest.all("Service")) == 1
+    else:
+        host, port = cloud["jenkinsTunnel"].rsplit(":", 1)
+        tunnel = service_port(manifest, host, int(port))
+        assert tunnel["targetPort"] == "agent-listener"
+        assert controller_container_port(manifest, "agent-listener") == int(port)
+        assert manifest.jcasc()["jenkins"]["slaveAgentPort"] == int(port)
+
+
+def test_cloud_uses_agent_namespace_and_caps():
+    manifest = render(overrides={"agent": {"namespace": {"name": "builds", "create": True},
+                                           "containerCap": 7, "instanceCap": 3}})
+    cloud = manifest.kubernetes_cloud()
+    template = manifest.pod_template()
+    assert cloud["namespace"] == template["namespace"] == "builds"
+    assert cloud["containerCapStr"] == "7"
+    assert template["instanceCap"] == 3
+    assert cloud["podRetention"] == "never" and template["podRetention"] == "never"
+    assert template["yamlMergeStrategy"] == "override"
+
+
+def test_instance_cap_above_container_cap_is_refused():
+    from jdagent.render import RenderError
+
+    with pytest.raises(RenderError, match="agent.instanceCap"):
+        render(overrides={"agent": {"containerCap": 2, "instanceCap": 5}})
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=ci_ids(CI_VALUES))
+def test_rbac_grants_what_the_cloud_needs_in_the_agent_namespace_only(values):
+    manifest = render(values=values)
+    assert not manifest.all("ClusterRole") and not manifest.all("ClusterRoleBinding")
+    agent_ns = manifest.kubernetes_cloud()["namespace"]
+    role = manifest.get("Role")
+    binding = manifest.get("RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == agent_ns
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    sa = manifest.get("StatefulSet")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "ci"}]
+    grants = {(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
+    needed = {("pods", v) for v in ("create", "delete", "get", "list", "watch")}
+    needed |= {("pods/exec", "create"), ("pods/exec", "get"), ("pods/log", "get"), ("events", "watch"),
+               ("persistentvolumeclaims", "create"), ("persistentvolumeclaims", "delete")}
+    assert needed <= grants
+    assert all(r["apiGroups"] == [""] for r in role["rules"])
+    assert not any("*" in r["verbs"] or "*" in r["resources"] for r in role["rules"])
+    assert not any(res in ("secrets", "nodes") for res, _ in grants)
+
+
+@pytest.mark.parametrize("label", ["dind", "docker-builds"])
+def test_example_job_runs_on_the_pod_template_label(label):
+    manifest = render(overrides={"agent": {"label": label}})
+    template = manifest.pod_template()
+    assert template["label"] == label
+    script = manifest.jcasc()["jobs"][0]["script"]
+    assert f"agent {{ label '{label}' }}" in script
+    assert "docker build --network host" in script
+
+
+def test_example_job_pushes_to_the_configured_registry():
+    manifest = render(values=[p for p in CI_VALUES if p.name == "push-values.yaml"])
+    script = manifest.jcasc()["jobs"][0]["script"]
+    assert "stringParam('IMAGE', 'registry.registry.svc.cluster.local:5000/dind-example:build'" in script
+    assert "booleanParam('PUSH', true" in script
+    assert "docker push" in script
+
+
+def test_example_job_can_be_disabled():
+    assert "jobs" not in render(overrides={"exampleJob": {"enabled": False}}).jcasc()
+
+
+def test_admin_credentials_reach_jcasc_only_through_the_secret():
+    manifest = render()
+    users = manifest.jcasc()["jenkins"]["securityRealm"]["local"]["users"]
+    assert users == [{"id": "${JDA_ADMIN_USER}", "password": "${JDA_ADMIN_PASSWORD}"}]
+    env = env_of(container(manifest.get("StatefulSet")["spec"]["template"]["spec"], "jenkins"))
+    secret = manifest.get("Secret")
+    for var, key in (("JDA_ADMIN_USER", "jenkins-admin-user"), ("JDA_ADMIN_PASSWORD", "jenkins-admin-password")):
+        ref = env[var]["secretKeyRef"]
+        assert ref == {"name": secret["metadata"]["name"], "key": key}
+        assert key in secret["data"]
+
+
+def test_existing_admin_secret_renders_no_secret():
+    manifest = render(overrides={"controller": {"admin": {"existingSecret": "jenkins-admin"}}})
+    assert not manifest.all("Secret")
+    env = env_of(container(manifest.get("StatefulSet")["spec"]["template"]["spec"], "jenkins"))
+    assert env["JDA_ADMIN_PASSWORD"]["secretKeyRef"]["name"] == "jenkins-admin"
+
+
+def test_plugins_are_pinned_and_installed_before_start():
+    manifest = render()
+    plugins = manifest.get("ConfigMap", suffix="-config")["data"]["plugins.txt"].split()
+    ids = {p.split(":")[0] for p in plugins}
+    assert {"kubernetes", "workflow-aggregator", "configuration-as-code", "git", "job-dsl"} <= ids
+    assert all(":" in p and p.split(":")[1] not in ("latest", "") for p in plugins)
+    init = container(manifest.get("StatefulSet")["spec"]["template"]["spec"], "install-plugins")
+    assert "/var/jenkins_config/plugins.txt" in init["command"]
+
+
+def test_controller_persistence_modes():
+    default = render().get("StatefulSet")["spec"]
+    assert default["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    claim = render(overrides={"controller": {"persistence": {"existingClaim": "home"}}}).get("StatefulSet")["spec"]
+    assert "volumeClaimTemplates" not in claim
+    vols = {v["name"]: v for v in claim["template"]["spec"]["volumes"]}
+    assert vols["jenkins-home"]["persistentVolumeClaim"]["claimName"] == "home"
+    off = render(overrides={"controller": {"persistence": {"enabled": False}}}).get("StatefulSet")["spec"]
+    assert {v["name"]: v for v in off["template"]["spec"]["volumes"]}["jenkins-home"] == {
+        "name": "jenkins-home", "emptyDir": {}}
+
+
+def test_controller_probes_and_non_root():
+    spec = render().get("StatefulSet")["spec"]["template"]["spec"]
+    jenkins = container(spec, "jenkins")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert jenkins[probe]["httpGet"]["path"] == "/login"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 1000
+    assert jenkins["securityContext"]["allowPrivilegeEscalation"] is False
+    assert "-Djenkins.install.runSetupWizard=false" in env_of(jenkins)["JAVA_OPTS"]
+
+
+def test_agent_namespace_is_labelled_privileged_only_when_created():
+    manifest = render(values=[p for p in CI_VALUES if p.name == "agent-namespace-values.yaml"])
+    ns = manifest.get("Namespace")
+    assert ns["metadata"]["name"] == "ci-agents"
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert not render().all("Namespace")
+
+
+def test_network_policies_close_agent_ingress_and_open_the_listener_to_agents_only():
+    manifest = render(values=[p for p in CI_VALUES if p.name == "agent-namespace-values.yaml"])
+    agents = manifest.get("NetworkPolicy", suffix="-agents")
+    assert agents["metadata"]["namespace"] == "ci-agents"
+    assert agents["spec"]["policyTypes"] == ["Ingress"] and agents["spec"]["ingress"] == []
+    pod_labels = manifest.agent_pod()["metadata"]["labels"]
+    assert agents["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert manifest.test_pod()["metadata"]["labels"].items() >= agents["spec"]["podSelector"]["matchLabels"].items()
+    ctl = manifest.get("NetworkPolicy", suffix="-controller")["spec"]
+    listener = [r for r in ctl["ingress"] if any(p["port"] == "agent-listener" for p in r["ports"])]
+    assert len(listener) == 1
+    peer = listener[0]["from"][0]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ci-agents"}
+    assert peer["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert not render(overrides={"networkPolicy": {"enabled": False}}).all("NetworkPolicy")

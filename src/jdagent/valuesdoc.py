@@ -1,0 +1,112 @@
+"""The values table of the chart README, generated from values.yaml's `# --` comments.
+
+`python -m jdagent.valuesdoc` prints the table; `--write` replaces the block between the
+`<!-- values:start -->` and `<!-- values:end -->` markers in the chart README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jdagent.paths import CHART_DIR
+
+START, END = "<!-- values:start -->", "<!-- values:end -->"
+_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+):(?P<rest>.*)$")
+
+
+def described_keys(values_file: Path) -> dict[str, str]:
+    """dotted key -> description, for every key preceded by a `# -- ...` comment line."""
+    described: dict[str, str] = {}
+    stack: list[tuple[int, str]] = []
+    pending: str | None = None
+    for line in values_file.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# --"):
+            pending = stripped[4:].strip()
+            continue
+        if stripped.startswith("#") or not stripped or stripped.startswith("- "):
+            continue
+        match = _KEY.match(line)
+        if not match:
+            continue
+        indent = len(match["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match["key"]))
+        if pending is not None:
+            described[".".join(k for _, k in stack)] = pending
+            pending = None
+    return described
+
+
+def lookup(values: dict[str, Any], dotted: str) -> Any:
+    node: Any = values
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def leaf_keys(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys of leaves (scalars, lists, empty maps)."""
+    out: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += leaf_keys(value, path + ".")
+        else:
+            out.append(path)
+    return out
+
+
+def _type(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def table(chart: Path = CHART_DIR) -> str:
+    values_file = chart / "values.yaml"
+    values = yaml.safe_load(values_file.read_text())
+    rows = ["| Key | Type | Default | Description |", "|-----|------|---------|-------------|"]
+    for key, desc in described_keys(values_file).items():
+        default = lookup(values, key)
+        shown = json.dumps(default, separators=(", ", ": ")).replace("|", "\\|")
+        rows.append(f"| `{key}` | {_type(default)} | `{shown}` | {desc} |")
+    return "\n".join(rows) + "\n"
+
+
+def readme_block(readme: Path) -> str:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} lacks the {START} / {END} markers")
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+
+
+def write(chart: Path = CHART_DIR) -> None:
+    readme = chart / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table(chart)}{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Generate the chart README values table from values.yaml")
+    parser.add_argument("--write", action="store_true", help="update charts/jenkins-dind-agent/README.md in place")
+    args = parser.parse_args(argv)
+    if args.write:
+        write()
+    else:
+        sys.stdout.write(table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""values.yaml is fully commented, the README table matches it, and the schema covers every key."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from jdagent.paths import CHART_DIR, REPO_ROOT
+from jdagent.valuesdoc import described_keys, leaf_keys, readme_block, table
+
+VALUES = CHART_DIR / "values.yaml"
+
+
+def test_readme_values_table_matches_values_yaml():
+    assert readme_block(CHART_DIR / "README.md") == table(), "run: python -m jdagent.valuesdoc --write"
+
+
+def test_every_value_is_described():
+    described = described_keys(VALUES)
+    values = yaml.safe_load(VALUES.read_text())
+    undocumented = [k for k in leaf_keys(values)
+                    if not any(k == d or k.startswith(d + ".") for d in described)]
+    assert undocumented == []
+
+
+def test_schema_covers_every_value():
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    values = yaml.safe_load(VALUES.read_text())
+
+    def covered(path: list[str]) -> bool:
+        node = schema
+        for part in path:
+            props = node.get("properties", {})
+            if part in props:
+                node = props[part]
+            elif node.get("additionalProperties") not in (None, False):
+                return True
+            else:
+                return False
+        return True
+
+    missing = [k for k in leaf_keys(values) if not covered(k.split("."))]
+    assert missing == []
+
+
+def test_every_object_in_the_schema_refuses_unknown_keys():
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    open_objects = []
+
+    def walk(node, path):
+        if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
+            open_objects.append(path)
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{key}")
+
+    walk(schema, "")
+    assert open_objects == []
+
+
+def test_readmes_name_the_test_command():
+    text = (REPO_ROOT / "README.md").read_text()
+    assert "\ntox\n" in text

@@ -1,0 +1,77 @@
+"""Security policy over every rendered pod spec (controller, helm test pod and the JCasC agent pod),
+for every ci/ values file."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from jdagent.manifest import all_containers
+from jdagent.render import render
+from tests.conftest import CI_VALUES, ci_ids
+
+IMAGE_RE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9._-]+)*:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)$")
+
+
+@pytest.fixture(params=CI_VALUES, ids=ci_ids(CI_VALUES))
+def manifest(request):
+    return render(values=request.param)
+
+
+def test_no_host_access(manifest):
+    for obj, spec in manifest.workloads():
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(flag), f"{obj['kind']} sets {flag}"
+        assert not [v for v in spec.get("volumes", []) if "hostPath" in v]
+        for c in all_containers(spec):
+            assert not any(p.get("hostPort") for p in c.get("ports", []))
+    assert "docker.sock" not in manifest.text
+
+
+def test_only_dind_is_privileged_anywhere(manifest):
+    for obj, spec in manifest.workloads():
+        for c in all_containers(spec):
+            sc = c.get("securityContext", {})
+            if c["name"] == "dind":
+                assert sc.get("privileged") is True
+                continue
+            assert not sc.get("privileged"), f"{obj['kind']}/{c['name']} is privileged"
+            assert sc.get("allowPrivilegeEscalation") is False, f"{c['name']} may escalate"
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], f"{c['name']} keeps capabilities"
+            assert not sc.get("capabilities", {}).get("add"), f"{c['name']} adds capabilities"
+
+
+def test_images_are_pinned(manifest):
+    for _, spec in manifest.workloads():
+        for c in all_containers(spec):
+            match = IMAGE_RE.match(c["image"])
+            assert match, f"{c['name']}: {c['image']} has no explicit tag"
+            assert match["tag"] != "latest"
+    for plugin in manifest.get("ConfigMap", suffix="-config")["data"]["plugins.txt"].split():
+        assert not plugin.endswith(":latest")
+
+
+def test_no_secret_material_in_configmaps(manifest):
+    secret_values = set()
+    for secret in manifest.all("Secret"):
+        for value in secret.get("data", {}).values():
+            decoded = base64.b64decode(value).decode()
+            if len(decoded) >= 12:
+                secret_values.add(decoded)
+    for cm in manifest.all("ConfigMap"):
+        for key, text in cm.get("data", {}).items():
+            for value in secret_values:
+                assert value not in text, f"{cm['metadata']['name']}/{key} holds a Secret value"
+            assert "PRIVATE KEY" not in text
+            assert '"auths"' not in text, "docker credentials belong in a dockerconfigjson Secret"
+            for m in re.finditer(r"(?i)password\s*[:=]\s*['\"]?([^'\"\s]+)", text):
+                assert m.group(1).startswith("${"), f"{cm['metadata']['name']}/{key}: inline password"
+
+
+def test_generated_password_is_random_and_long():
+    first = render(release="a").get("Secret")["data"]["jenkins-admin-password"]
+    second = render(release="b").get("Secret")["data"]["jenkins-admin-password"]
+    assert first != second
+    assert len(base64.b64decode(first)) == 24

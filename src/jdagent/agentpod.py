@@ -1,0 +1,135 @@
+"""The chart's agent pod on a Docker engine: render it (with local stand-in images when asked), start
+it with PodRunner, feed images into its dockerd and run builds from the jnlp container.
+
+Shared by the Docker-engine tests, the benchmark and scripts/try-agent.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import tarfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from jdagent.manifest import Manifest, Obj
+from jdagent.paths import CHART_DIR
+from jdagent.podrun import ExecResult, PodRunner
+from jdagent.render import render
+
+SAMPLE_DOCKERFILE = CHART_DIR / "files" / "sample" / "Dockerfile"
+WORKSPACE = "/home/jenkins/agent"
+
+
+def image_values(repo_tag: str) -> dict[str, str]:
+    repository, _, tag = repo_tag.rpartition(":")
+    return {"repository": repository, "tag": tag, "pullPolicy": "Never"}
+
+
+def standin_overrides(standins: Mapping[str, str], **agent: Any) -> dict[str, Any]:
+    """Values that swap the upstream images for local stand-ins (and merge extra agent values)."""
+    dind = {"image": image_values(standins["dind"]), **agent.pop("dind", {})}
+    return {
+        "agent": {"jnlp": {"image": image_values(standins["jnlp"])}, "dind": dind, **agent},
+        "exampleJob": {"baseImage": standins["busybox"]},
+    }
+
+
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def render_agent_pod(values: Iterable[Path] = (), overrides: Mapping[str, Any] | None = None,
+                     kube_version: str = "1.33.0", helm: str = "4") -> tuple[Manifest, Obj]:
+    """(manifest, agent pod spec) exactly as the JCasC pod template carries it."""
+    manifest = render(values=tuple(values), overrides=overrides or {}, kube_version=kube_version, helm=helm)
+    return manifest, manifest.agent_pod()["spec"]
+
+
+def volume_files(spec: Obj, secrets: Mapping[str, Mapping[str, bytes]]) -> dict[str, dict[str, bytes]]:
+    """Data for the pod's secret volumes, keyed by volume name and laid out by the volume's items."""
+    files: dict[str, dict[str, bytes]] = {}
+    for vol in spec.get("volumes", []):
+        if "secret" not in vol:
+            continue
+        name = vol["secret"]["secretName"]
+        if name not in secrets:
+            raise KeyError(f"the pod mounts Secret {name!r}; pass its data")
+        data = secrets[name]
+        items = vol["secret"].get("items") or [{"key": k, "path": k} for k in data]
+        files[vol["name"]] = {i["path"]: data[i["key"]] for i in items}
+    return files
+
+
+def load_image(runner: PodRunner, client: docker.DockerClient, image: str) -> float:
+    """Copy an image from the outer engine into the pod's dockerd (docker save | docker load through the
+    jnlp container). Returns seconds taken."""
+    started = time.monotonic()
+    raw = b"".join(client.images.get(image).save(named=True))
+    runner.copy_in("jnlp", "/tmp", {"jda-image.tar": raw})
+    result = runner.exec("jnlp", "docker load -i /tmp/jda-image.tar && rm -f /tmp/jda-image.tar")
+    if result.exit_code != 0:
+        raise RuntimeError(f"loading {image} into the pod's dockerd failed:\n{result.output}")
+    return time.monotonic() - started
+
+
+def context_tar(context: Path, dockerfile: Path | None = None) -> dict[str, bytes]:
+    """Files of a build context (and a Dockerfile from elsewhere, if given) for copy_in."""
+    files = {p.relative_to(context).as_posix(): p.read_bytes() for p in sorted(context.rglob("*")) if p.is_file()}
+    if dockerfile is not None:
+        files["Dockerfile"] = dockerfile.read_bytes()
+    return files
+
+
+@dataclass
+class BuildResult:
+    tag: str
+    seconds: float
+    result: ExecResult
+
+
+def build(runner: PodRunner, files: Mapping[str, bytes], tag: str, build_args: Mapping[str, str] | None = None,
+          directory: str = "ctx", stream: Callable[[str], None] | None = None,
+          extra: Iterable[str] = ()) -> BuildResult:
+    """`docker build --network host` of the given context, from the jnlp container, as a pipeline would."""
+    path = f"{WORKSPACE}/{directory}"
+    runner.exec("jnlp", ["mkdir", "-p", path])
+    runner.copy_in("jnlp", path, files)
+    args = ["docker", "build", "--network", "host", "-t", tag, *extra]
+    for key, value in (build_args or {}).items():
+        args += ["--build-arg", f"{key}={value}"]
+    args.append(path)
+    started = time.monotonic()
+    result = runner.exec("jnlp", shlex.join(args) + " 2>&1", stream=stream)
+    return BuildResult(tag, time.monotonic() - started, result)
+
+
+def storage_driver(runner: PodRunner) -> str:
+    return runner.exec("jnlp", ["docker", "info", "--format", "{{.Driver}}"]).output.strip()
+
+
+def data_root_bytes(runner: PodRunner) -> int:
+    """Bytes under /var/lib/docker in the dind container (on its emptyDir)."""
+    out = runner.exec("dind", ["du", "-sb", "/var/lib/docker"]).output.split()
+    return int(out[0])
+
+
+def tar_bytes(files: Mapping[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

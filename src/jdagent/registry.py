@@ -1,0 +1,87 @@
+"""A real registry (Debian's docker-registry in a container the caller starts), reachable by the host
+over a loopback-published port and by pods at the container's own address."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import docker
+from docker.models.containers import Container
+
+from jdagent.podrun import LABEL, dockerconfigjson
+
+USER, PASSWORD = "jda", "jda-test-only"  # baked into the stand-in registry image; test-only
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+])
+
+
+@dataclass
+class Registry:
+    container: Container
+    host_port: int
+    address: str  # host:port as a pod sees it
+
+    @property
+    def local_url(self) -> str:
+        return f"http://127.0.0.1:{self.host_port}"
+
+    def dockerconfigjson(self) -> bytes:
+        return dockerconfigjson(self.address, USER, PASSWORD)
+
+    def request(self, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(f"{self.local_url}{path}", method=method)
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+        req.add_header("Accept", MANIFEST_TYPES)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    def manifest(self, repository: str, reference: str) -> tuple[str, dict]:
+        """(digest, manifest) of repository:reference; raises LookupError if absent."""
+        status, headers, body = self.request(f"/v2/{repository}/manifests/{reference}")
+        if status != 200:
+            raise LookupError(f"{repository}@{reference}: HTTP {status} {body[:200]!r}")
+        return headers.get("Docker-Content-Digest", ""), json.loads(body)
+
+    def stop(self) -> None:
+        self.container.remove(force=True, v=True)
+
+
+def start(client: docker.DockerClient, image: str, run_id: str = "registry", auth: bool = True) -> Registry:
+    """Start the registry image, published on 127.0.0.1 only, and wait until it answers.
+    auth=False serves without credentials (a source that fresh dockerds pull base images from)."""
+    config = "config.yml" if auth else "config-open.yml"
+    container = client.containers.run(
+        image, command=["/usr/bin/docker-registry", "serve", f"/etc/docker/registry/{config}"],
+        detach=True, labels={LABEL: run_id}, ports={"5000/tcp": ("127.0.0.1", None)},
+        name=f"jda-registry-{run_id}-{'auth' if auth else 'open'}",
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        container.reload()
+        ports = container.attrs["NetworkSettings"]["Ports"].get("5000/tcp")
+        if ports:
+            registry = Registry(container, int(ports[0]["HostPort"]),
+                                f"{container.attrs['NetworkSettings']['IPAddress']}:5000")
+            try:
+                status, _, _ = registry.request("/v2/")
+                if status in (200, 401):
+                    return registry
+            except (urllib.error.URLError, ConnectionError):
+                pass
+        if time.monotonic() > deadline:
+            logs = container.logs().decode(errors="replace")
+            container.remove(force=True)
+            raise RuntimeError(f"registry did not answer within 30 s:\n{logs[-2000:]}")
+        time.sleep(0.2)

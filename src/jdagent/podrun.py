@@ -18,7 +18,9 @@ Ctrl-C when used as a context manager).
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import json
 import re
 import shlex
 import signal
@@ -128,10 +130,8 @@ class PodRunner:
         """Remove every container and volume of this run (idempotent)."""
         assert self.client is not None
         for c in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.run_id}"}):
-            try:
+            with contextlib.suppress(NotFound):
                 c.remove(force=True, v=True)
-            except NotFound:
-                pass
         for v in self.client.volumes.list(filters={"label": f"{LABEL}={self.run_id}"}):
             try:
                 v.remove(force=True)
@@ -384,7 +384,7 @@ class PodRunner:
 def dockerconfigjson(server: str, username: str, password: str) -> bytes:
     """The .dockerconfigjson document a kubernetes.io/dockerconfigjson Secret would hold."""
     auth = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return ('{"auths": {"%s": {"auth": "%s"}}}' % (server, auth)).encode()
+    return json.dumps({"auths": {server: {"auth": auth}}}).encode()
 
 
 def remove_leftovers(client: docker.DockerClient | None = None) -> int:

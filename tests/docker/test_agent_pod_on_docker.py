@@ -105,9 +105,9 @@ def test_port_2375_is_unreachable_from_another_network_namespace(docker_client, 
     with run_pod(docker_client, standins) as pod:
         pod_ip = pod.ip_address()
         assert pod_ip
-        probe = ("for target in {reg} {pod}:2375; do host=${{target%:*}}; port=${{target#*:}}; "
+        probe = (f"for target in {auth_registry.address} {pod_ip}:2375; do host=${{target%:*}}; port=${{target#*:}}; "
                  "if timeout 3 bash -c \"exec 3<>/dev/tcp/$host/$port\" 2>/dev/null; then echo \"$target open\"; "
-                 "else echo \"$target closed\"; fi; done").format(reg=auth_registry.address, pod=pod_ip)
+                 "else echo \"$target closed\"; fi; done")
         out = docker_client.containers.run(standins["dind"], entrypoint=["bash", "-c", probe], remove=True,
                                            labels={"jda.run": pod.run_id}).decode()
         assert f"{auth_registry.address} open" in out, "control: the other namespace reaches containers"

@@ -108,7 +108,7 @@ def test_jnlp_gets_the_docker_cli_from_the_dind_image():
     assert jnlp_mount["name"] == cli_mount and jnlp_mount["readOnly"] is True
     # the CLI finds plugins in /usr/local/lib/docker/cli-plugins; the binary via PATH
     assert env_of(jnlp)["PATH"].split(":")[0] == "/usr/local/lib/docker/bin"
-    assert "docker-cli" == cli_mount
+    assert cli_mount == "docker-cli"
     assert spec["initContainers"][0]["name"] == "docker-setup", "setup must finish before dind and jnlp start"
 
 
@@ -150,7 +150,7 @@ def test_classic_path_polls_fast_and_bounded_before_the_agent(override):
 def test_native_sidecar_true_is_refused_on_old_clusters():
     from jdagent.render import RenderError
 
-    with pytest.raises(RenderError, match="agent.nativeSidecar"):
+    with pytest.raises(RenderError, match=r"agent\.nativeSidecar"):
         render(kube_version="1.28.0", overrides={"agent": {"nativeSidecar": "true"}})
 
 

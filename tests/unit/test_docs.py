@@ -34,10 +34,8 @@ def test_schema_covers_every_value():
             props = node.get("properties", {})
             if part in props:
                 node = props[part]
-            elif node.get("additionalProperties") not in (None, False):
-                return True
             else:
-                return False
+                return node.get("additionalProperties") not in (None, False)
         return True
 
     missing = [k for k in leaf_keys(values) if not covered(k.split("."))]

@@ -66,7 +66,7 @@ def test_cloud_uses_agent_namespace_and_caps():
 def test_instance_cap_above_container_cap_is_refused():
     from jdagent.render import RenderError
 
-    with pytest.raises(RenderError, match="agent.instanceCap"):
+    with pytest.raises(RenderError, match=r"agent\.instanceCap"):
         render(overrides={"agent": {"containerCap": 2, "instanceCap": 5}})
 
 
@@ -114,23 +114,35 @@ def test_example_job_can_be_disabled():
     assert "jobs" not in render(overrides={"exampleJob": {"enabled": False}}).jcasc()
 
 
-def test_admin_credentials_reach_jcasc_only_through_the_secret():
+def admin_secret_volume(manifest):
+    spec = manifest.get("StatefulSet")["spec"]["template"]["spec"]
+    jenkins = container(spec, "jenkins")
+    mount = next(m for m in jenkins["volumeMounts"] if m["name"] == "admin-secret")
+    vol = next(v for v in spec["volumes"] if v["name"] == "admin-secret")
+    return env_of(jenkins), mount, vol
+
+
+def test_admin_credentials_reach_jcasc_only_through_secret_files():
     manifest = render()
     users = manifest.jcasc()["jenkins"]["securityRealm"]["local"]["users"]
-    assert users == [{"id": "${JDA_ADMIN_USER}", "password": "${JDA_ADMIN_PASSWORD}"}]
-    env = env_of(container(manifest.get("StatefulSet")["spec"]["template"]["spec"], "jenkins"))
+    assert users == [{"id": "${jda-admin-user}", "password": "${jda-admin-password}"}]
+    env, mount, vol = admin_secret_volume(manifest)
+    assert env["SECRETS"] == mount["mountPath"] and mount["readOnly"] is True
+    assert not any(isinstance(v, dict) and "secretKeyRef" in v for v in env.values()), "no secrets in env"
     secret = manifest.get("Secret")
-    for var, key in (("JDA_ADMIN_USER", "jenkins-admin-user"), ("JDA_ADMIN_PASSWORD", "jenkins-admin-password")):
-        ref = env[var]["secretKeyRef"]
-        assert ref == {"name": secret["metadata"]["name"], "key": key}
-        assert key in secret["data"]
+    assert vol["secret"]["secretName"] == secret["metadata"]["name"]
+    paths = {i["key"]: i["path"] for i in vol["secret"]["items"]}
+    assert paths == {"jenkins-admin-user": "jda-admin-user", "jenkins-admin-password": "jda-admin-password"}
+    assert set(paths) <= set(secret["data"])
 
 
 def test_existing_admin_secret_renders_no_secret():
-    manifest = render(overrides={"controller": {"admin": {"existingSecret": "jenkins-admin"}}})
+    manifest = render(overrides={"controller": {"admin": {"existingSecret": "jenkins-admin",
+                                                          "passwordKey": "password"}}})
     assert not manifest.all("Secret")
-    env = env_of(container(manifest.get("StatefulSet")["spec"]["template"]["spec"], "jenkins"))
-    assert env["JDA_ADMIN_PASSWORD"]["secretKeyRef"]["name"] == "jenkins-admin"
+    _, _, vol = admin_secret_volume(manifest)
+    assert vol["secret"]["secretName"] == "jenkins-admin"
+    assert {"key": "password", "path": "jda-admin-password"} in vol["secret"]["items"]
 
 
 def test_plugins_are_pinned_and_installed_before_start():

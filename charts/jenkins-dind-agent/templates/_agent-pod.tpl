@@ -110,6 +110,10 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until docke
 {{- $auth := and $a.registry.secretName (not $test) -}}
 {{- $dindCtx := dict "root" $root "native" $native "watchDone" (and $test (not $native)) -}}
 restartPolicy: Never
+securityContext:
+  # applies to jnlp and docker-setup; the privileged dind container runs unconfined regardless
+  seccompProfile:
+    type: RuntimeDefault
 automountServiceAccountToken: {{ $a.automountServiceAccountToken }}
 serviceAccountName: {{ include "jda.agentServiceAccount" $root }}
 enableServiceLinks: false
@@ -154,6 +158,7 @@ initContainers:
         cpu: 50m
         memory: 32Mi
       limits:
+        cpu: 200m
         memory: 64Mi
     volumeMounts:
       - name: docker-cli

@@ -1,6 +1,6 @@
 {{/*
-The JCasC document (jenkins.yaml). Brace-style variables are resolved by JCasC from the
-controller's environment (admin credentials come from the Secret through env, never inline).
+The JCasC document (jenkins.yaml). Brace-style variables are resolved by JCasC from the files of
+the admin Secret mounted at $SECRETS (never inline, never in environment variables).
 */}}
 {{- define "jda.jcasc" -}}
 {{- $agentNs := include "jda.agentNamespace" . -}}
@@ -14,8 +14,8 @@ jenkins:
     local:
       allowsSignup: false
       users:
-        - id: "${JDA_ADMIN_USER}"
-          password: "${JDA_ADMIN_PASSWORD}"
+        - id: "${jda-admin-user}"
+          password: "${jda-admin-password}"
   authorizationStrategy:
     loggedInUsersCanDoAnything:
       allowAnonymousRead: false
@@ -48,6 +48,8 @@ jenkins:
               metadata:
                 labels:
                   {{- include "jda.agentSelectorLabels" . | nindent 18 }}
+                annotations:
+                  {{- include "jda.agentPodAnnotations" . | nindent 18 }}
               spec:
                 {{- include "jda.agentPodSpec" (dict "root" . "mode" "agent") | nindent 16 }}
 unclassified:

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from jdagent.paths import CHART_DIR
+from jdagent.paths import CHART_DIR, REPO_ROOT
 
 CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+GITOPS_VALUES = sorted((REPO_ROOT / "deploy" / "values").glob("jenkins-*.yaml"))
+# Everything that must render cleanly and pass strict schemas and policy: ci cases + GitOps overlays.
+RENDER_CASES = CI_VALUES + GITOPS_VALUES
 HELM_MAJORS = ("3", "4")
 
 
 def ci_ids(paths: list[Path]) -> list[str]:
-    return [p.name.removesuffix("-values.yaml") for p in paths]
+    return [p.name.removesuffix("-values.yaml").removesuffix(".yaml") for p in paths]
 
 
 @pytest.fixture(params=HELM_MAJORS, ids=[f"helm{m}" for m in HELM_MAJORS])

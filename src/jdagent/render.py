@@ -36,11 +36,12 @@ def render(
     kube_version: str | None = None,
     helm: str | Path | None = "4",
     show_only: str | None = None,
+    cache: bool = True,
 ) -> Manifest:
     """Render a chart and return its parsed objects.
 
     values: values files; overrides: a nested mapping merged last (like another -f file);
-    helm: a major ("3"/"4") or the path of a helm binary.
+    helm: a major ("3"/"4") or the path of a helm binary; cache=False renders afresh.
     """
     if values is None:
         files: tuple[str, ...] = ()
@@ -48,7 +49,8 @@ def render(
         files = (str(values),)
     else:
         files = tuple(str(v) for v in values)
-    return _render_cached(
+    fn = _render_cached if cache else _render_cached.__wrapped__
+    return fn(
         str(chart), files, json.dumps(overrides or {}, sort_keys=True), release, namespace,
         kube_version or "", str(helm), show_only or "",
     )

@@ -10,12 +10,12 @@ import pytest
 
 from jdagent.manifest import all_containers
 from jdagent.render import render
-from tests.conftest import CI_VALUES, ci_ids
+from tests.conftest import RENDER_CASES, ci_ids
 
 IMAGE_RE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9._-]+)*:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)$")
 
 
-@pytest.fixture(params=CI_VALUES, ids=ci_ids(CI_VALUES))
+@pytest.fixture(params=RENDER_CASES, ids=ci_ids(RENDER_CASES))
 def manifest(request):
     return render(values=request.param)
 

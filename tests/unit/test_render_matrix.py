@@ -8,10 +8,10 @@ import pytest
 from jdagent.kubeschema import CLASSIC_VERSIONS, NATIVE_VERSIONS, validation_errors
 from jdagent.manifest import is_native_sidecar
 from jdagent.render import render
-from tests.conftest import CI_VALUES, ci_ids
+from tests.conftest import CI_VALUES, RENDER_CASES, ci_ids
 
 
-@pytest.mark.parametrize("values", CI_VALUES, ids=ci_ids(CI_VALUES))
+@pytest.mark.parametrize("values", RENDER_CASES, ids=ci_ids(RENDER_CASES))
 def test_ci_values_render_with_both_helm_majors(values, helm_major):
     manifest = render(values=values, helm=helm_major)
     kinds = {o["kind"] for o in manifest}
@@ -27,7 +27,7 @@ def test_both_helm_majors_render_the_same_objects():
 
 
 @pytest.mark.parametrize("version", NATIVE_VERSIONS)
-@pytest.mark.parametrize("values", CI_VALUES, ids=ci_ids(CI_VALUES))
+@pytest.mark.parametrize("values", RENDER_CASES, ids=ci_ids(RENDER_CASES))
 def test_objects_validate_strictly(values, version):
     manifest = render(values=values, kube_version=version)
     objects = [*manifest.objects, manifest.agent_pod()]

@@ -1,0 +1,159 @@
+"""charts/spinnaker-values is consistent with charts/jenkins-dind-agent and with the pinned upstream
+chart: same Jenkins Service, same registry, hal lines that parse and use known flags, no inline
+secrets, only upstream keys."""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import shlex
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from jdagent.agentpod import deep_merge
+from jdagent.paths import REPO_ROOT, SPINNAKER_DIR
+from jdagent.render import render
+
+DATA = Path(__file__).parent / "data"
+UPSTREAM = yaml.safe_load((SPINNAKER_DIR / "upstream.yaml").read_text())
+BASE = yaml.safe_load((SPINNAKER_DIR / "values.yaml").read_text())
+OVERLAYS = sorted(SPINNAKER_DIR.glob("values-*.yaml"))
+HAL_FLAGS: dict[str, dict[str, str]] = yaml.safe_load((DATA / "hal-flags.yaml").read_text())
+UPSTREAM_KEYS = [line.strip() for line in (DATA / "spinnaker-upstream-keys.txt").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")]
+
+
+def script() -> str:
+    return BASE["halyard"]["additionalScripts"]["data"]["jenkins-dind-agent.sh"]
+
+
+def hal_lines(text: str) -> list[list[str]]:
+    """argv (after $HAL_COMMAND) of every hal invocation in the script, with `if`/pipes peeled off."""
+    found = []
+    for line in text.splitlines():
+        if "$HAL_COMMAND" not in line or line.strip().startswith("#"):
+            continue
+        segment = line.split("$HAL_COMMAND", 1)[1]
+        segment = segment.split(">/dev/null")[0].split("; then")[0]
+        for action in ("add", "edit") if "$ACTION" in segment else ("",):
+            found.append(shlex.split(segment.replace("$ACTION", action)))
+    return found
+
+
+def command_of(argv: list[str]) -> tuple[str, list[str]]:
+    """Longest known command prefix and the rest (positional NAME, flags)."""
+    words = [w for w in argv if not w.startswith("-")]
+    for n in range(len(words), 0, -1):
+        key = " ".join(argv[:n])
+        if key in HAL_FLAGS:
+            return key, argv[n:]
+    raise AssertionError(f"unknown hal command: {' '.join(argv)}")
+
+
+def flatten(node, prefix="") -> list[str]:
+    keys = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            keys += flatten(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"{prefix}{k}"]
+            if isinstance(v, list) and v and all(isinstance(i, dict) for i in v):
+                keys.remove(f"{prefix}{k}")
+                for item in v:
+                    keys += [f"{prefix}{k}[].{sub}" for sub in item]
+    return keys
+
+
+def jenkins_manifest():
+    return render(values=REPO_ROOT / UPSTREAM["jenkins"]["valuesFile"], release=UPSTREAM["jenkins"]["release"],
+                  namespace=UPSTREAM["jenkins"]["namespace"])
+
+
+def test_jenkins_address_is_the_rendered_controller_service():
+    argv = next(a for a in hal_lines(script()) if a[:4] == ["config", "ci", "jenkins", "master"] and "--address" in a)
+    address = argv[argv.index("--address") + 1]
+    manifest = jenkins_manifest()
+    assert address == manifest.kubernetes_cloud()["jenkinsUrl"]
+    host = urlsplit(address)
+    name, namespace = host.hostname.split(".")[:2]
+    service = manifest.get("Service", name=name)
+    assert service["metadata"]["namespace"] == namespace
+    assert host.port in [p["port"] for p in service["spec"]["ports"]]
+
+
+def test_jenkins_user_and_csrf_match_the_jenkins_chart():
+    argv = next(a for a in hal_lines(script()) if "--username" in a)
+    manifest = jenkins_manifest()
+    admin_id = manifest.get("Secret")["data"]["jenkins-admin-user"]
+    assert argv[argv.index("--username") + 1] == base64.b64decode(admin_id).decode()
+    assert "--csrf" in argv and manifest.jcasc()["jenkins"]["crumbIssuer"]["standard"]
+
+
+def test_csrf_is_a_bare_switch_and_password_comes_from_a_secret_file():
+    line = next(line for line in script().splitlines() if "master $ACTION" in line)
+    argv = shlex.split(line.split("|", 1)[1])
+    i = argv.index("--csrf")
+    assert i == len(argv) - 1 or argv[i + 1].startswith("--"), "--csrf takes no value"
+    j = argv.index("--password")
+    assert j == len(argv) - 1 or argv[j + 1].startswith("--"), "--password must read stdin, not a value"
+    source = line.split("|", 1)[0].strip()
+    assert source == "cat /opt/halyard/additionalSecrets/jenkins-password"
+    assert BASE["halyard"]["additionalSecrets"] == {"create": False, "name": "spinnaker-jenkins"}
+
+
+@pytest.mark.parametrize("overlay", [None, *OVERLAYS], ids=["base", *[p.stem for p in OVERLAYS]])
+def test_registry_account_is_where_the_agents_push(overlay):
+    values = BASE if overlay is None else deep_merge(BASE, yaml.safe_load(overlay.read_text()))
+    registries = {r["name"]: r for r in values["dockerRegistries"]}
+    assert "jda-registry" in registries
+    edit = next(a for a in hal_lines(script()) if a[:5] == ["config", "provider", "kubernetes", "account", "edit"])
+    assert edit[edit.index("--docker-registries") + 1] == "jda-registry"
+    assert edit[5] == values["kubeConfig"]["contexts"][0] == values["kubeConfig"]["deploymentContext"]
+    if overlay is None:
+        server = jenkins_manifest().jcasc()["jobs"][0]["script"]
+        pushed = yaml.safe_load((REPO_ROOT / UPSTREAM["jenkins"]["valuesFile"]).read_text())["agent"]["registry"]
+        address = urlsplit(registries["jda-registry"]["address"]).netloc
+        assert address == pushed["server"]
+        assert f"'{pushed['server']}/" in server, "the example job pushes to that registry"
+        assert "dind-example" in registries["jda-registry"]["repositories"]
+
+
+def test_every_hal_line_parses_and_uses_known_flags():
+    lines = hal_lines(script())
+    assert len(lines) >= 4
+    for argv in lines:
+        command, rest = command_of(argv)
+        known = HAL_FLAGS[command]
+        i = 0
+        while i < len(rest):
+            word = rest[i]
+            if word.startswith("--"):
+                assert word in known, f"{command}: {word} is not in the hal reference"
+                if known[word] == "value":
+                    assert i + 1 < len(rest) and not rest[i + 1].startswith("--"), f"{word} needs a value"
+                    i += 1
+            i += 1
+
+
+def test_no_password_inline():
+    text = (SPINNAKER_DIR / "values.yaml").read_text()
+    for overlay in OVERLAYS:
+        text += overlay.read_text()
+    for values in [BASE, *[yaml.safe_load(p.read_text()) for p in OVERLAYS]]:
+        for reg in values.get("dockerRegistries", []):
+            assert "password" not in reg, "registry passwords come from dockerRegistryAccountSecret"
+    assert "--password " not in script().replace("--password --csrf", "")
+    assert BASE["dockerRegistryAccountSecret"]
+
+
+@pytest.mark.parametrize("path", [SPINNAKER_DIR / "values.yaml", *OVERLAYS], ids=lambda p: p.name)
+def test_every_key_exists_upstream(path):
+    keys = flatten(yaml.safe_load(path.read_text()))
+    unknown = [k for k in keys if not any(k == u or fnmatch.fnmatchcase(k, u) for u in UPSTREAM_KEYS)]
+    assert unknown == []
+
+
+def test_upstream_pin_is_consistent():
+    assert UPSTREAM["version"] == "2.2.18"
+    assert BASE["halyard"]["spinnakerVersion"] == UPSTREAM["appVersion"]

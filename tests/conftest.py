@@ -11,7 +11,8 @@ from jdagent.paths import CHART_DIR, REPO_ROOT
 CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
 GITOPS_VALUES = sorted((REPO_ROOT / "deploy" / "values").glob("jenkins-*.yaml"))
 # Everything that must render cleanly and pass strict schemas and policy: ci cases + GitOps overlays.
-RENDER_CASES = CI_VALUES + GITOPS_VALUES
+E2E_VALUES = [REPO_ROOT / "tests" / "e2e" / "kind-values.yaml"]
+RENDER_CASES = CI_VALUES + GITOPS_VALUES + E2E_VALUES
 HELM_MAJORS = ("3", "4")
 
 

@@ -4,7 +4,8 @@
 - emptyDir volumes as fresh Docker volumes (world-writable like the kubelet's; sizeLimit noted, not
   enforced), secret and configMap volumes filled from the data the caller passes;
 - init containers run to completion in order; native sidecars (restartPolicy Always) start in their
-  place and are waited on through their startupProbe; then the regular containers start;
+  place and are waited on through their postStart hook and startupProbe; then the regular containers
+  start (each after its postStart hook, if any);
 - command/args/env/workingDir/runAsUser/readOnlyRootFilesystem/capabilities as Docker settings;
 - `privileged: true` as privileged. On machines whose capability bounding set lacks CAP_SYS_RESOURCE,
   runc refuses privileged containers ("unable to apply caps: operation not permitted"); on exactly
@@ -95,6 +96,7 @@ class PodRunner:
             self.start()
         except BaseException:
             self.close()
+            signal.signal(signal.SIGTERM, self._old_sigterm)
             raise
         return self
 
@@ -299,7 +301,21 @@ class PodRunner:
             self.privileged_fallback = False
             self.log(f"{spec['name']} runs privileged")
         self.containers[spec["name"]] = container
+        self._post_start(spec)
         return container
+
+    def _post_start(self, spec: Obj) -> None:
+        """lifecycle.postStart exec: like the kubelet, the container counts as started only after it."""
+        hook = ((spec.get("lifecycle") or {}).get("postStart") or {}).get("exec")
+        if not hook:
+            return
+        started = time.monotonic()
+        result = self.exec(spec["name"], hook["command"], quiet=True)
+        if result.exit_code != 0:
+            raise PodRunError(f"{spec['name']} postStart hook exited {result.exit_code}:\n{result.output[-2000:]}")
+        took = time.monotonic() - started
+        self.timings[f"{spec['name']}_post_start_s"] = took
+        self.log(f"{spec['name']} postStart hook done in {took:.1f} s")
 
     def _run_to_completion(self, spec: Obj) -> None:
         container = self._start(spec)

@@ -61,3 +61,16 @@ def open_registry(docker_client, standins):
     docker_client.images.remove(f"{target}:stand-in")
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="session")
+def prewarmed_dind(docker_client, standins) -> str:
+    """The stand-in dind with the busybox stand-in baked in (scripts/build-prewarmed-dind)."""
+    from jdagent import prewarm
+
+    tag = f"jda-prewarmed-dind:{standins['dind'].split(':')[1]}-{standins['busybox'].split(':')[1]}"
+    try:
+        docker_client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        prewarm.build(docker_client, standins["dind"], [standins["busybox"]], tag, pull=False)
+    return tag

@@ -217,3 +217,16 @@ def test_helm_test_runs_in_the_agent_namespace():
 def test_wait_script_parses_as_shell():
     cmd = container(agent_spec(kube_version="1.28.0"), "jnlp")["command"]
     shlex.split(cmd[2])
+
+
+def test_prewarm_loads_archives_before_the_agent_starts():
+    plain = container(agent_spec(), "dind")
+    assert "lifecycle" not in plain
+    over = {"agent": {"dind": {"prewarm": {"enabled": True, "images": ["busybox:1.37.0", "alpine:3.22"]}}}}
+    native = container(agent_spec(overrides=over, kube_version="1.30.0"), "dind")
+    hook = native["lifecycle"]["postStart"]["exec"]["command"][-1]
+    assert "docker load -q -i" in hook and "/opt/jda-prewarm/*.tar" in hook and "${" not in hook
+    probe = native["startupProbe"]["exec"]["command"][-1]
+    assert "docker image inspect busybox:1.37.0 alpine:3.22" in probe
+    classic = container(agent_spec(overrides=over, kube_version="1.28.0"), "jnlp")["command"][2]
+    assert "docker image inspect busybox:1.37.0 alpine:3.22" in classic

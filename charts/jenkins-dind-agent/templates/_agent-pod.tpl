@@ -48,10 +48,17 @@ replaced by the containerd image store (the default of fresh Docker 29+ daemons)
 {{- end -}}
 {{- end -}}
 
-{{/* Bounded, fast (0.2 s) poll until dockerd answers, then exec "$@". Plain $VAR only:
+{{/* The shell condition "dockerd is ready": it answers and, when prewarmed, lists every baked-in image. */}}
+{{- define "jda.dockerdReady" -}}
+{{- $p := .Values.agent.dind.prewarm -}}
+docker version >/dev/null 2>&1
+{{- if $p.enabled }} && docker image inspect {{ join " " $p.images }} >/dev/null 2>&1{{ end }}
+{{- end -}}
+
+{{/* Bounded, fast (0.2 s) poll until dockerd is ready, then exec "$@". Plain $VAR only:
 JCasC would interpolate brace-style variables. */}}
 {{- define "jda.waitForDockerd" -}}
-n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until docker version >/dev/null 2>&1; do n=$((n+1)); if [ "$n" -ge "$limit" ]; then echo "jenkins-dind-agent: dockerd did not answer on $DOCKER_HOST within {{ int .Values.agent.dind.readyTimeoutSeconds }}s; check the dind container (is it allowed to run privileged?)" >&2; exit 1; fi; sleep 0.2; done; echo "jenkins-dind-agent: dockerd is ready on $DOCKER_HOST"; exec "$@"
+n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ include "jda.dockerdReady" . }}; do n=$((n+1)); if [ "$n" -ge "$limit" ]; then echo "jenkins-dind-agent: dockerd did not answer on $DOCKER_HOST within {{ int .Values.agent.dind.readyTimeoutSeconds }}s; check the dind container (is it allowed to run privileged?)" >&2; exit 1; fi; sleep 0.2; done; echo "jenkins-dind-agent: dockerd is ready on $DOCKER_HOST"; exec "$@"
 {{- end -}}
 
 {{- define "jda.dind.container" -}}
@@ -79,10 +86,25 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until docke
       value: tcp://127.0.0.1:2375
   securityContext:
     privileged: true
+  {{- if $d.prewarm.enabled }}
+  lifecycle:
+    # Load the baked-in image archives as soon as dockerd answers; the container counts as started
+    # (and, as a native sidecar, lets jnlp start) only once this hook has finished.
+    postStart:
+      exec:
+        command:
+          - /bin/sh
+          - -c
+          - 'n=0; until docker version >/dev/null 2>&1; do n=$((n+1)); [ "$n" -lt 600 ] || exit 1; sleep 0.1; done; for f in /opt/jda-prewarm/*.tar; do [ -e "$f" ] || continue; docker load -q -i "$f" || exit 1; done'
+  {{- end }}
   {{- if .native }}
   startupProbe:
     exec:
+      {{- if $d.prewarm.enabled }}
+      command: ["/bin/sh", "-c", {{ include "jda.dockerdReady" $root | quote }}]
+      {{- else }}
       command: ["docker", "info"]
+      {{- end }}
     periodSeconds: 1
     timeoutSeconds: 5
     failureThreshold: {{ int $d.readyTimeoutSeconds }}

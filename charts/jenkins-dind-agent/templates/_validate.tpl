@@ -15,6 +15,9 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- if and $a.namespace.create (eq $a.namespace.name .Release.Namespace) -}}
 {{- fail (printf "agent.namespace.create is true but agent.namespace.name (%s) is the release namespace, which already exists" $a.namespace.name) -}}
 {{- end -}}
+{{- if and $a.dind.prewarm.enabled (not $a.dind.prewarm.images) -}}
+{{- fail "agent.dind.prewarm.enabled is true but agent.dind.prewarm.images is empty: list the images baked into agent.dind.image" -}}
+{{- end -}}
 {{- if gt (int $a.instanceCap) (int $a.containerCap) -}}
 {{- fail (printf "agent.instanceCap (%d) is larger than agent.containerCap (%d): the cloud would never start that many pods" (int $a.instanceCap) (int $a.containerCap)) -}}
 {{- end -}}

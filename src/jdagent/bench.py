@@ -27,6 +27,7 @@ from typing import Any
 import docker
 
 from jdagent import agentpod, images, prewarm, registry
+from jdagent.docblocks import write_block
 from jdagent.manifest import container
 from jdagent.paths import ARTIFACTS_DIR, CHART_DIR
 from jdagent.podrun import PodRunner
@@ -38,7 +39,6 @@ FROM $BASE_IMAGE
 COPY --from=build /out/ /out/
 CMD ["cat", "/out/message.txt"]
 """
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def log(message: str) -> None:
@@ -209,11 +209,7 @@ def machine() -> dict[str, str]:
 
 
 def write_readme(text: str) -> None:
-    readme = CHART_DIR / "README.md"
-    content = readme.read_text()
-    head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{text}{END}{tail}")
+    write_block(CHART_DIR / "README.md", "bench", text)
 
 
 def main(argv: list[str] | None = None) -> int:

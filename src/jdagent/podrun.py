@@ -22,14 +22,16 @@ import base64
 import contextlib
 import io
 import json
+import os
 import re
 import shlex
 import signal
+import socket
 import sys
 import tarfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
@@ -42,6 +44,7 @@ from docker.types import Mount
 from jdagent.manifest import Obj
 
 LABEL = "jda.run"
+OWNER = "jda.owner"
 CAPS_ERROR = "unable to apply caps: operation not permitted"
 FALLBACK_SECURITY = {
     "cap_add": ["ALL"],
@@ -107,6 +110,9 @@ class PodRunner:
         finally:
             signal.signal(signal.SIGTERM, self._old_sigterm)
 
+    def labels(self) -> dict[str, str]:
+        return owner_labels(self.run_id)
+
     @property
     def prefix(self) -> str:
         return f"{self.name}-{self.run_id}"
@@ -154,12 +160,12 @@ class PodRunner:
                 opts = {}
                 if (vol["emptyDir"] or {}).get("medium") == "Memory":
                     opts = {"type": "tmpfs", "device": "tmpfs", "o": "mode=1777"}
-                self.client.volumes.create(name, driver_opts=opts, labels={LABEL: self.run_id})
+                self.client.volumes.create(name, driver_opts=opts, labels=self.labels())
                 self.log(f"volume {vol['name']}: emptyDir{note}")
             elif "secret" in vol or "configMap" in vol:
                 if vol["name"] not in self.files:
                     raise PodRunError(f"volume {vol['name']} needs its data: pass files={{'{vol['name']}': {{...}}}}")
-                self.client.volumes.create(name, labels={LABEL: self.run_id})
+                self.client.volumes.create(name, labels=self.labels())
             else:
                 raise PodRunError(f"volume {vol['name']}: only emptyDir, secret and configMap are supported")
             self.volumes[vol["name"]] = name
@@ -204,7 +210,7 @@ class PodRunner:
         self.infra = self.client.containers.run(
             first["image"], entrypoint=["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 1; done"],
             command=[], name=f"{self.prefix}-infra",
-            labels={LABEL: self.run_id}, detach=True, ipc_mode="shareable", mounts=mounts,
+            labels=self.labels(), detach=True, ipc_mode="shareable", mounts=mounts,
             hostname=self.prefix[:63],
         )
         self.log(f"infra container up (pod network namespace), image {first['image']}")
@@ -221,7 +227,7 @@ class PodRunner:
         kwargs: dict[str, Any] = {
             "image": spec["image"],
             "name": f"{self.prefix}-{spec['name']}",
-            "labels": {LABEL: self.run_id, "jda.container": spec["name"]},
+            "labels": {**self.labels(), "jda.container": spec["name"]},
             "environment": {e["name"]: e.get("value", "") for e in spec.get("env", []) if "value" in e},
             "network_mode": f"container:{self.infra.id}",
             "ipc_mode": f"container:{self.infra.id}",
@@ -403,22 +409,40 @@ def dockerconfigjson(server: str, username: str, password: str) -> bytes:
     return json.dumps({"auths": {server: {"auth": auth}}}).encode()
 
 
+def owner_labels(run_id: str) -> dict[str, str]:
+    """Labels of everything a run creates: its id and the process that owns it."""
+    return {LABEL: run_id, OWNER: f"{socket.gethostname()}/{os.getpid()}"}
+
+
+def _owner_gone(labels: Mapping[str, str]) -> bool:
+    host, _, pid = labels.get(OWNER, "/").partition("/")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def remove_leftovers(client: docker.DockerClient | None = None) -> int:
-    """Remove containers and volumes of earlier runs that were killed before cleaning up."""
+    """Remove containers and volumes of earlier runs whose process died before cleaning up; runs of
+    live processes (a concurrent test session, a benchmark) are left alone."""
     client = client or docker.from_env(version="auto")
     count = 0
     for c in client.containers.list(all=True, filters={"label": LABEL}):
-        c.remove(force=True, v=True)
-        count += 1
+        if _owner_gone(c.labels):
+            c.remove(force=True, v=True)
+            count += 1
     for v in client.volumes.list(filters={"label": LABEL}):
-        v.remove(force=True)
-        count += 1
+        if _owner_gone(v.attrs.get("Labels") or {}):
+            with contextlib.suppress(APIError):
+                v.remove(force=True)
+                count += 1
     return count
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def iter_lines(text: str) -> Iterator[str]:
-    yield from (line for line in text.splitlines() if line.strip())

@@ -8,12 +8,13 @@ import json
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 
 import docker
 from docker.models.containers import Container
 
-from jdagent.podrun import LABEL, dockerconfigjson
+from jdagent.podrun import dockerconfigjson, owner_labels
 
 USER, PASSWORD = "jda", "jda-test-only"  # baked into the stand-in registry image; test-only
 MANIFEST_TYPES = ", ".join([
@@ -64,8 +65,8 @@ def start(client: docker.DockerClient, image: str, run_id: str = "registry", aut
     config = "config.yml" if auth else "config-open.yml"
     container = client.containers.run(
         image, command=["/usr/bin/docker-registry", "serve", f"/etc/docker/registry/{config}"],
-        detach=True, labels={LABEL: run_id}, ports={"5000/tcp": ("127.0.0.1", None)},
-        name=f"jda-registry-{run_id}-{'auth' if auth else 'open'}",
+        detach=True, labels=owner_labels(run_id), ports={"5000/tcp": ("127.0.0.1", None)},
+        name=f"jda-registry-{run_id}-{'auth' if auth else 'open'}-{uuid.uuid4().hex[:6]}",
     )
     deadline = time.monotonic() + 30
     while True:

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from jdagent.docblocks import read_block, write_block
 from jdagent.paths import CHART_DIR
 
-START, END = "<!-- values:start -->", "<!-- values:end -->"
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+):(?P<rest>.*)$")
 
 
@@ -83,18 +83,11 @@ def table(chart: Path = CHART_DIR) -> str:
 
 
 def readme_block(readme: Path) -> str:
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} lacks the {START} / {END} markers")
-    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+    return read_block(readme, "values")
 
 
 def write(chart: Path = CHART_DIR) -> None:
-    readme = chart / "README.md"
-    text = readme.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table(chart)}{END}{tail}")
+    write_block(chart / "README.md", "values", table(chart))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,7 +109,7 @@ def test_port_2375_is_unreachable_from_another_network_namespace(docker_client, 
                  "if timeout 3 bash -c \"exec 3<>/dev/tcp/$host/$port\" 2>/dev/null; then echo \"$target open\"; "
                  "else echo \"$target closed\"; fi; done")
         out = docker_client.containers.run(standins["dind"], entrypoint=["bash", "-c", probe], remove=True,
-                                           labels={"jda.run": pod.run_id}).decode()
+                                           labels=pod.labels()).decode()
         assert f"{auth_registry.address} open" in out, "control: the other namespace reaches containers"
         assert f"{pod_ip}:2375 closed" in out
 

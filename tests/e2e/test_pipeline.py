@@ -15,20 +15,25 @@ from jdagent import kind
 JOB = "dind-example"
 
 
+def connect(cluster, port: int) -> jenkins.Jenkins:
+    """python-jenkins client (it fetches CSRF crumbs itself), once Jenkins answers as admin."""
+    client = jenkins.Jenkins(f"http://127.0.0.1:{port}", username="admin",
+                             password=kind.admin_password(cluster), timeout=30)
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            client.get_whoami()
+            return client
+        except Exception:
+            assert time.monotonic() < deadline, "Jenkins did not answer within 10 minutes"
+            print("[e2e] waiting for Jenkins", flush=True)
+            time.sleep(5)
+
+
 @pytest.fixture(scope="module")
 def jenkins_client(cluster):
     with kind.port_forward(cluster, kind.NAMESPACE, f"svc/{kind.RELEASE}-jenkins-dind-agent", 8080) as port:
-        client = jenkins.Jenkins(f"http://127.0.0.1:{port}", username="admin",
-                                 password=kind.admin_password(cluster), timeout=30)
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                client.get_whoami()
-                break
-            except Exception:
-                assert time.monotonic() < deadline, "Jenkins did not answer within 10 minutes"
-                time.sleep(5)
-        yield client
+        yield connect(cluster, port)
 
 
 def run_job(client, request, timeout: int = 1200) -> dict:
@@ -96,15 +101,7 @@ def test_controller_restart_keeps_job_and_history(cluster, jenkins_client):
     cluster.kubectl("-n", kind.NAMESPACE, "rollout", "status", f"statefulset/{kind.RELEASE}-jenkins-dind-agent",
                     "--timeout=600s")
     with kind.port_forward(cluster, kind.NAMESPACE, f"svc/{kind.RELEASE}-jenkins-dind-agent", 8080) as port:
-        client = jenkins.Jenkins(f"http://127.0.0.1:{port}", username="admin",
-                                 password=kind.admin_password(cluster), timeout=30)
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                info = client.get_job_info(JOB)
-                break
-            except Exception:
-                assert time.monotonic() < deadline
-                time.sleep(5)
+        client = connect(cluster, port)
+        info = client.get_job_info(JOB)
         assert info["lastCompletedBuild"]["number"] == before
         assert client.get_build_info(JOB, before)["result"] == "SUCCESS"

@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_readme:
         write_readme(f"Measured {meta['date']} by `tox -e bench` on {meta['cpus']} cores, kernel {meta['kernel']}, "
                      f"Docker {meta['engine']} ({meta['host_driver']}) with the stand-in dind (dockerd 26.1), "
-                     f"{args.runs} runs per figure (medians):\n\n{text}")
+                     f"medians of {args.runs} runs for the ready and build figures, single runs for first "
+                     f"builds:\n\n{text}")
     return 0
 
 

@@ -178,12 +178,16 @@ def test_classic_wait_gives_up_with_a_clear_message(docker_client, standins):
         assert "dockerd did not answer on tcp://localhost:2375 within 5s" in pod.logs("jnlp")
 
 
-def test_helm_test_pod_builds_in_the_agent_pod_spec(docker_client, standins, open_registry):
+@pytest.mark.parametrize("kube", ["1.33.0", "1.28.0"], ids=["native-sidecar", "classic"])
+def test_helm_test_pod_builds_in_the_agent_pod_spec(docker_client, standins, open_registry, kube):
+    """The `helm test` pod, pulling its base image from a registry like a cluster would. On the classic
+    path dind is a regular container: it must stop by itself once the test is done, or the pod (and
+    `helm test`) would never finish."""
     base = f"{open_registry.address}/busybox:stand-in"
     overrides = agentpod.deep_merge(
         agentpod.standin_overrides(standins, dind={"insecureRegistries": [open_registry.address]}),
         {"exampleJob": {"baseImage": base}})
-    manifest = agentpod.render(overrides=overrides, kube_version="1.33.0")
+    manifest = agentpod.render(overrides=overrides, kube_version=kube)
     spec = manifest.test_pod()["spec"]
     cm = manifest.get("ConfigMap", suffix="-helm-test")["data"]
     files = {"test-files": {k: v.encode() for k, v in cm.items()}}
@@ -193,3 +197,5 @@ def test_helm_test_pod_builds_in_the_agent_pod_spec(docker_client, standins, ope
         assert status["StatusCode"] == 0, logs
         assert "dockerd storage driver: vfs (expected: vfs)" in logs
         assert "PASS: multi-stage build works in the dind agent pod" in logs
+        if kube == "1.28.0":
+            assert pod.container("dind").wait(timeout=30)["StatusCode"] == 0, "dind did not stop after the test"

@@ -201,3 +201,15 @@ def test_network_policies_close_agent_ingress_and_open_the_listener_to_agents_on
     assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ci-agents"}
     assert peer["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert not render(overrides={"networkPolicy": {"enabled": False}}).all("NetworkPolicy")
+
+
+def test_embedded_files_survive_jcasc_and_groovy():
+    """The Jenkinsfile and the sample Dockerfile go verbatim into single-quoted Groovy strings inside JCasC:
+    no brace variables (JCasC would resolve them), no triple quotes, no backslashes (Groovy escapes)."""
+    from jdagent.paths import CHART_DIR
+
+    for name in ("Jenkinsfile", "sample/Dockerfile"):
+        text = (CHART_DIR / "files" / name).read_text()
+        assert "${" not in text and "'''" not in text and "\\" not in text, name
+    script = render().jcasc()["jobs"][0]["script"]
+    assert (CHART_DIR / "files" / "sample" / "Dockerfile").read_text() in script

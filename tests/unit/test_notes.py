@@ -1,0 +1,44 @@
+"""NOTES.txt (rendered by `helm install --dry-run=client`, helm 4, no cluster) names the real objects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from jdagent.paths import CHART_DIR
+from jdagent.render import render
+from jdagent.tools import find_helm
+
+
+def notes(*args: str) -> str:
+    proc = subprocess.run([str(find_helm("4")), "install", "ci", str(CHART_DIR), "-n", "tools", "--dry-run=client",
+                           *args], capture_output=True, text=True, env={**os.environ, "KUBECONFIG": os.devnull})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_point_at_the_rendered_secret_service_and_test():
+    text = notes()
+    manifest = render(namespace="tools")
+    secret = manifest.get("Secret")["metadata"]["name"]
+    service = manifest.get("Service", name="ci-jenkins-dind-agent")["metadata"]["name"]
+    assert f"kubectl -n tools get secret {secret}" in text
+    assert "{.data.jenkins-admin-password}" in text
+    assert f"port-forward svc/{service} 8080:8080" in text
+    assert "helm test ci -n tools --logs" in text
+    assert "storage driver vfs, native sidecar" in text
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("--set", "agent.nativeSidecar=false"), "classic container, agent waits for dockerd"),
+    (("--set", "controller.admin.existingSecret=mine"), "get secret mine"),
+    (("--set", "exampleJob.enabled=false"), None),
+])
+def test_notes_follow_the_values(args, expected):
+    text = notes(*args)
+    if expected:
+        assert expected in text
+    else:
+        assert "Run the example job" not in text

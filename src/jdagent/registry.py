@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 from docker.models.containers import Container
@@ -48,7 +49,7 @@ class Registry:
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
 
-    def manifest(self, repository: str, reference: str) -> tuple[str, dict]:
+    def manifest(self, repository: str, reference: str) -> tuple[str, dict[str, Any]]:
         """(digest, manifest) of repository:reference; raises LookupError if absent."""
         status, headers, body = self.request(f"/v2/{repository}/manifests/{reference}")
         if status != 200:

@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         log(f"no Docker engine reachable ({exc}); start Docker or set DOCKER_HOST")
         return 2
-    overrides: dict = {}
+    overrides: dict[str, Any] = {}
     if args.standins:
         log("building or reusing the stand-in images")
         standins = images.ensure_all(client)
@@ -75,11 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"the chart refused these values:\n{exc.stderr.strip()}")
         return 2
     secrets = [v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v]
+    files: dict[str, dict[str, bytes]] = {v["name"]: {} for v in spec.get("volumes", []) if "secret" in v}
     if secrets:
         log(f"note: the pod mounts Secret(s) {secrets}; they are left empty here (no push credentials)")
-        files = {v["name"]: {} for v in spec["volumes"] if "secret" in v}
-    else:
-        files = {}
     context_files = agentpod.context_tar(args.context, args.dockerfile)
     log(f"context {args.context}: {len(context_files)} files, "
         f"{sum(len(b) for b in context_files.values()) / 1e6:.1f} MB")

@@ -52,3 +52,9 @@ def test_ruff():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests", "scripts"],
                           cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy():
+    proc = subprocess.run([sys.executable, "-m", "mypy", "src", "--ignore-missing-imports"],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

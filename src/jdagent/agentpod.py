@@ -6,9 +6,7 @@ Shared by the Docker-engine tests, the benchmark and scripts/try-agent.
 
 from __future__ import annotations
 
-import io
 import shlex
-import tarfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -124,12 +122,3 @@ def data_root_bytes(runner: PodRunner) -> int:
     out = runner.exec("dind", ["du", "-sb", "/var/lib/docker"]).output.split()
     return int(out[0])
 
-
-def tar_bytes(files: Mapping[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()

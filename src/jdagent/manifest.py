@@ -47,9 +47,6 @@ class Manifest:
             raise ManifestError(f"expected one {kind} (name={name}, suffix={suffix}), found {len(found)} among {names}")
         return found[0]
 
-    def has(self, kind: str, suffix: str | None = None) -> bool:
-        return any(suffix is None or o["metadata"]["name"].endswith(suffix) for o in self.all(kind))
-
     def jcasc(self) -> Obj:
         """The parsed JCasC document (jenkins.yaml in the controller ConfigMap)."""
         cm = self.get("ConfigMap", suffix="-config")

@@ -35,7 +35,6 @@ def render(
     namespace: str = "ci",
     kube_version: str | None = None,
     helm: str | Path | None = "4",
-    show_only: str | None = None,
     cache: bool = True,
 ) -> Manifest:
     """Render a chart and return its parsed objects.
@@ -52,7 +51,7 @@ def render(
     fn = _render_cached if cache else _render_cached.__wrapped__
     return fn(
         str(chart), files, json.dumps(overrides or {}, sort_keys=True), release, namespace,
-        kube_version or "", str(helm), show_only or "",
+        kube_version or "", str(helm),
     )
 
 
@@ -76,11 +75,9 @@ def template_command(
 @functools.lru_cache(maxsize=512)
 def _render_cached(
     chart: str, files: tuple[str, ...], overrides_json: str, release: str, namespace: str,
-    kube_version: str, helm: str, show_only: str,
+    kube_version: str, helm: str,
 ) -> Manifest:
     cmd = template_command(chart, files, release, namespace, kube_version, helm)
-    if show_only:
-        cmd += ["--show-only", show_only]
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="jda-overrides-") as extra:
         if overrides_json != "{}":
             yaml.safe_dump(json.loads(overrides_json), extra)

@@ -26,7 +26,7 @@ WORKSPACE = "/home/jenkins/agent"
 
 def image_values(repo_tag: str) -> dict[str, str]:
     repository, _, tag = repo_tag.rpartition(":")
-    return {"repository": repository, "tag": tag, "pullPolicy": "Never"}
+    return {"repository": repository, "tag": tag, "digest": "", "pullPolicy": "Never"}
 
 
 def standin_overrides(standins: Mapping[str, str], **agent: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Build a prewarmed dind image: DIND_IMAGE plus `docker save` archives of the images a build needs.
 
-    scripts/build-prewarmed-dind --base docker:29.1.3-dind --tag registry.example.com/ci/dind-prewarmed:1 \
+    scripts/build-prewarmed-dind --base docker:29.7.2-dind --tag registry.example.com/ci/dind-prewarmed:1 \
         busybox:1.37.0 alpine:3.22
 
 then set agent.dind.image to that tag, agent.dind.prewarm.enabled=true and agent.dind.prewarm.images

@@ -46,6 +46,16 @@ def described_keys(values_file: Path) -> dict[str, str]:
     return described
 
 
+def deref(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """A schema node with its local "$ref" ("#/definitions/x") followed."""
+    while "$ref" in node:
+        target: Any = schema
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
 def lookup(values: dict[str, Any], dotted: str) -> Any:
     node: Any = values
     for part in dotted.split("."):

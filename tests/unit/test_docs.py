@@ -7,7 +7,7 @@ import json
 import yaml
 
 from jdagent.paths import CHART_DIR, REPO_ROOT
-from jdagent.valuesdoc import described_keys, leaf_keys, readme_block, table
+from jdagent.valuesdoc import deref, described_keys, leaf_keys, readme_block, table
 
 VALUES = CHART_DIR / "values.yaml"
 
@@ -31,6 +31,7 @@ def test_schema_covers_every_value():
     def covered(path: list[str]) -> bool:
         node = schema
         for part in path:
+            node = deref(schema, node)
             props = node.get("properties", {})
             if part in props:
                 node = props[part]
@@ -47,12 +48,15 @@ def test_every_object_in_the_schema_refuses_unknown_keys():
     open_objects = []
 
     def walk(node, path):
+        node = deref(schema, node)
         if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
             open_objects.append(path)
         for key, child in node.get("properties", {}).items():
             walk(child, f"{path}.{key}")
 
     walk(schema, "")
+    for name, node in schema.get("definitions", {}).items():
+        walk(node, f"#/definitions/{name}")
     assert open_objects == []
 
 

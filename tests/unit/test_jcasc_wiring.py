@@ -145,16 +145,6 @@ def test_existing_admin_secret_renders_no_secret():
     assert {"key": "password", "path": "jda-admin-password"} in vol["secret"]["items"]
 
 
-def test_plugins_are_pinned_and_installed_before_start():
-    manifest = render()
-    plugins = manifest.get("ConfigMap", suffix="-config")["data"]["plugins.txt"].split()
-    ids = {p.split(":")[0] for p in plugins}
-    assert {"kubernetes", "workflow-aggregator", "configuration-as-code", "git", "job-dsl"} <= ids
-    assert all(":" in p and p.split(":")[1] not in ("latest", "") for p in plugins)
-    init = container(manifest.get("StatefulSet")["spec"]["template"]["spec"], "install-plugins")
-    assert "/var/jenkins_config/plugins.txt" in init["command"]
-
-
 def test_controller_persistence_modes():
     default = render().get("StatefulSet")["spec"]
     assert default["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "8Gi"

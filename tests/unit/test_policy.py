@@ -12,7 +12,8 @@ from jdagent.manifest import all_containers
 from jdagent.render import render
 from tests.conftest import RENDER_CASES, ci_ids
 
-IMAGE_RE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9._-]+)*:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)$")
+IMAGE_RE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9._-]+)*:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)"
+                      r"(@sha256:[0-9a-f]{64})?$")
 
 
 @pytest.fixture(params=RENDER_CASES, ids=ci_ids(RENDER_CASES))

@@ -87,7 +87,7 @@ def test_jenkins_user_and_csrf_match_the_jenkins_chart():
     manifest = jenkins_manifest()
     admin_id = manifest.get("Secret")["data"]["jenkins-admin-user"]
     assert argv[argv.index("--username") + 1] == base64.b64decode(admin_id).decode()
-    assert "--csrf" in argv and manifest.jcasc()["jenkins"]["crumbIssuer"]["standard"]
+    assert "--csrf" in argv and manifest.jcasc()["jenkins"]["crumbIssuer"] == "standard"
 
 
 def test_csrf_is_a_bare_switch_and_password_comes_from_a_secret_file():

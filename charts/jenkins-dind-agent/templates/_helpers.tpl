@@ -61,8 +61,28 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-admin" (include "jda.fullname" .)) .Values.controller.admin.existingSecret -}}
 {{- end -}}
 
+{{/* repository:tag, plus @digest when one is pinned. */}}
 {{- define "jda.image" -}}
 {{- printf "%s:%s" .repository .tag -}}
+{{- with .digest }}@{{ . }}{{ end -}}
+{{- end -}}
+
+{{/* The plugins jenkins-plugin-cli installs, one "id:version" per line, sorted: the lock's base set,
+its prometheus set when enabled, then controller.additionalPlugins (an id already locked gets the new pin). */}}
+{{- define "jda.plugins" -}}
+{{- $lock := .Files.Get "files/plugins-lock.yaml" | fromYaml -}}
+{{- $set := dict -}}
+{{- range $id, $v := $lock.sets.base }}{{ $_ := set $set $id (toString $v) }}{{ end -}}
+{{- if .Values.controller.prometheus.enabled -}}
+{{- range $id, $v := $lock.sets.prometheus }}{{ $_ := set $set $id (toString $v) }}{{ end -}}
+{{- end -}}
+{{- range .Values.controller.additionalPlugins -}}
+{{- $parts := splitn ":" 2 . -}}
+{{- $_ := set $set $parts._0 $parts._1 -}}
+{{- end -}}
+{{- range $id := keys $set | sortAlpha }}
+{{ $id }}:{{ index $set $id }}
+{{- end -}}
 {{- end -}}
 
 {{/* "true" when dind runs as a native sidecar (initContainer with restartPolicy Always). */}}

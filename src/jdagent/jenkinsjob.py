@@ -1,0 +1,95 @@
+"""Drive a Jenkins job through python-jenkins with bounded, honest waits (used by tests/e2e).
+
+- connect(): retries while Jenkins starts (connection refused, 503), but credentials that are refused
+  (401/403 twice in a row) fail at once instead of after the whole deadline;
+- run_job(): a queue item that Jenkins cancels, or a build that never leaves the queue or never ends,
+  fails with what Jenkins said, not after a blind wait;
+- push_digest(): the digest `docker push` printed in a console log.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+AUTH_FAILED = re.compile(r"authentication failed \[(401|403)\]")
+PUSH_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: \d+")
+
+
+class JenkinsAuthError(RuntimeError):
+    """Jenkins answered, and refused the credentials."""
+
+
+class JobError(RuntimeError):
+    """The job was cancelled, never left the queue, or never finished."""
+
+
+def log(message: str) -> None:
+    print(f"[jenkins] {message}", file=sys.stderr, flush=True)
+
+
+def connect(factory: Callable[[], Any], deadline_s: float = 600, interval: float = 5,
+            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Any:
+    """A client from `factory()` once `get_whoami()` answers as the configured user."""
+    deadline = clock() + deadline_s
+    refusals = 0
+    while True:
+        client = factory()
+        try:
+            client.get_whoami()
+            return client
+        except Exception as exc:  # python-jenkins raises JenkinsException, requests errors, timeouts
+            text = str(exc)
+            if AUTH_FAILED.search(text):
+                refusals += 1
+                if refusals >= 2:
+                    raise JenkinsAuthError(f"Jenkins refused the admin credentials twice: {text[:300]}") from exc
+            else:
+                refusals = 0
+            if clock() > deadline:
+                raise TimeoutError(f"Jenkins did not answer within {deadline_s:.0f} s: {text[:300]}") from exc
+            log(f"waiting for Jenkins ({type(exc).__name__}: {text.splitlines()[0][:120] if text else ''})")
+            sleep(interval)
+
+
+@dataclass
+class Build:
+    number: int
+    result: str
+    console: str
+
+
+def run_job(client: Any, job: str, params: Mapping[str, Any], timeout_s: float = 1200,
+            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Build:
+    queue_id = client.build_job(job, dict(params))
+    deadline = clock() + timeout_s
+    number = None
+    while number is None:
+        item = client.get_queue_item(queue_id)
+        if item.get("cancelled"):
+            raise JobError(f"{job}: Jenkins cancelled the queue item {queue_id} ({item.get('why') or 'no reason'})")
+        number = (item.get("executable") or {}).get("number")
+        if number is None:
+            if clock() > deadline:
+                raise JobError(f"{job} never left the queue in {timeout_s:.0f} s: {item.get('why')}")
+            log(f"{job} queued: {item.get('why')}")
+            sleep(5)
+    while True:
+        info = client.get_build_info(job, number)
+        if not info.get("building") and info.get("result"):
+            break
+        if clock() > deadline:
+            raise JobError(f"{job} #{number} still running after {timeout_s:.0f} s")
+        log(f"{job} #{number} building")
+        sleep(10)
+    return Build(number, info["result"], client.get_build_console_output(job, number))
+
+
+def push_digest(console: str) -> str | None:
+    """The digest of the last `docker push` in a console log ("<tag>: digest: sha256:... size: N")."""
+    found = PUSH_DIGEST.findall(console)
+    return found[-1] if found else None

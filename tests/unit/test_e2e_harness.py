@@ -1,0 +1,388 @@
+"""The e2e harness (jdagent.kind, jdagent.jenkinsjob, tests/e2e/conftest.py) on its error paths, run here
+with small fake `kind`, `kubectl` and `helm` executables on PATH (they log their arguments and answer
+what a test asks for). The real ones only run where kind and internet exist."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jdagent import jenkinsjob, kind, tools
+from jdagent.paths import REPO_ROOT
+
+KIND_FACTS = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "kind.yaml").read_text())
+
+FAKE_KIND = r"""#!/bin/sh
+printf 'kind %s\n' "$*" >> "$FAKE_LOG"
+case "$1 $2" in
+  "version "*) echo "kind v${FAKE_KIND_VERSION:-0.32.0} go1.24.6 linux/amd64" ;;
+  "get clusters") for c in ${FAKE_CLUSTERS:-}; do echo "$c"; done ;;
+  "get kubeconfig") echo "apiVersion: v1 # fake kubeconfig" ;;
+  "create cluster")
+    while [ "$#" -gt 0 ]; do [ "$1" = --kubeconfig ] && echo "apiVersion: v1" > "$2"; shift; done ;;
+  "export logs") mkdir -p "$3" && echo "node log" > "$3/kubelet.log" ;;
+esac
+"""
+
+FAKE_KUBECTL = r"""#!/bin/sh
+printf 'kubectl %s\n' "$*" >> "$FAKE_LOG"
+case "$*" in
+  *port-forward*) echo "error: unable to forward port because pod is not running. Current status=Pending" >&2
+                  exit 1 ;;
+  *"create namespace"*|*"create secret"*) echo "apiVersion: v1" ;;
+  *"get pods -o name"*) echo "pod/ci-jenkins-dind-agent-0" ;;
+  *" logs "*) echo "fake log line" ;;
+esac
+"""
+
+FAKE_HELM = r"""#!/bin/sh
+printf 'helm %s\n' "$*" >> "$FAKE_LOG"
+case "$*" in
+  "version --short") echo "v4.3.1+gfake" ;;
+  *" status "*"-o json"*)
+    if [ -n "${FAKE_HELM_STATUS:-}" ]; then echo "{\"info\":{\"status\":\"$FAKE_HELM_STATUS\"}}";
+    else echo "Error: release: not found" >&2; exit 1; fi ;;
+  *"upgrade --install"*)
+    if [ -n "${FAKE_HELM_UPGRADE_FAIL:-}" ]; then echo "Error: context deadline exceeded" >&2; exit 1; fi ;;
+esac
+"""
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("kind", FAKE_KIND), ("kubectl", FAKE_KUBECTL), ("helm", FAKE_HELM)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    for var in ("HELM_BIN", "HELM3_BIN", "HELM4_BIN", "FAKE_CLUSTERS", "FAKE_HELM_STATUS", "FAKE_HELM_UPGRADE_FAIL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(kind, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    user_kubeconfig = tmp_path / "user-kubeconfig"
+    user_kubeconfig.write_text("current-context: my-prod-cluster\n")
+    monkeypatch.setenv("KUBECONFIG", str(user_kubeconfig))
+    return {"log": log, "bin": bin_dir, "tmp": tmp_path, "user_kubeconfig": user_kubeconfig}
+
+
+def calls(fakes, tool: str) -> list[list[str]]:
+    lines = fakes["log"].read_text().splitlines() if fakes["log"].exists() else []
+    return [shlex.split(line)[1:] for line in lines if line.startswith(tool + " ")]
+
+
+def kind_flags_are_known(fakes):
+    for argv in calls(fakes, "kind"):
+        command = " ".join(argv[:2]) if " ".join(argv[:2]) in KIND_FACTS["commands"] else argv[0]
+        assert command in KIND_FACTS["commands"], argv
+        flags = [a for a in argv if a.startswith("-")]
+        assert set(flags) <= set(KIND_FACTS["commands"][command]), (argv, KIND_FACTS["commands"][command])
+
+
+# --- prerequisites ---------------------------------------------------------------------------------
+def test_reasons_name_the_missing_part():
+    present = {"kind": "/usr/bin/kind", "docker": "/usr/bin/docker"}
+    ok = {"which": present.get, "kind_version": lambda: "0.32.0", "docker_ok": lambda: True,
+          "helm4_ok": lambda: True, "kubectl_ok": lambda: True, "online": lambda: True}
+    assert kind.missing_prerequisites(**ok) is None
+    assert "kind is not installed" in kind.missing_prerequisites(**{**ok, "which": lambda n: None})
+    old = kind.missing_prerequisites(**{**ok, "kind_version": lambda: "0.29.0"})
+    assert "kind 0.29.0 is older than 0.32.0" in old
+    assert "no Docker engine" in kind.missing_prerequisites(**{**ok, "docker_ok": lambda: False})
+    assert "install helm 4 and kubectl" in kind.missing_prerequisites(**{**ok, "helm4_ok": lambda: False})
+    assert "install helm 4 and kubectl" in kind.missing_prerequisites(**{**ok, "kubectl_ok": lambda: False})
+    assert "no internet" in kind.missing_prerequisites(**{**ok, "online": lambda: False})
+
+
+def test_kind_version_is_read_from_kind(fakes, monkeypatch):
+    assert kind.kind_version() == "0.32.0"
+    monkeypatch.setenv("FAKE_KIND_VERSION", "0.29.0")
+    assert "older than" in kind.missing_prerequisites(docker_ok=lambda: True, online=lambda: True)
+
+
+def test_other_platforms_are_told_to_install_helm_4_and_kubectl(monkeypatch):
+    monkeypatch.setattr(tools, "this_platform", lambda: "darwin/arm64")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    for var in ("HELM_BIN", "HELM4_BIN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(tools, "TOOLS_DIR", Path("/nonexistent"))
+    with pytest.raises(tools.ToolError, match=r"linux/amd64 only \(this is darwin/arm64\): install helm 4 and kubectl"):
+        tools.find_helm("4")
+    reason = kind.missing_prerequisites(which=lambda n: "/usr/bin/" + n, kind_version=lambda: "0.32.0",
+                                        docker_ok=lambda: True, online=lambda: True)
+    assert reason.startswith("install helm 4 and kubectl") and "darwin/arm64" in reason
+
+
+def test_the_pins_match_the_kind_release():
+    config = yaml.safe_load(kind.KIND_CONFIG.read_text())
+    assert config["apiVersion"] == KIND_FACTS["config_api_version"]
+    assert [n["image"] for n in config["nodes"]] == [KIND_FACTS["node_image"]]
+    assert re.search(r"@sha256:[0-9a-f]{64}$", KIND_FACTS["node_image"])
+    assert kind.KIND_VERSION == KIND_FACTS["version"] == KIND_FACTS["source"]["tag"].lstrip("v")
+
+
+def test_tox_e2e_does_not_provision_helm_3():
+    tox = (REPO_ROOT / "tox.ini").read_text().split("[testenv:e2e]", 1)[1].split("\n[", 1)[0]
+    assert re.search(r"(?m)^commands_pre =\s*$", tox), "tox -e e2e must not run `python -m jdagent.tools` (helm 3)"
+
+
+# --- cluster, setup failure, pending releases ------------------------------------------------------
+def test_a_new_cluster_gets_a_private_kubeconfig(fakes):
+    before = fakes["user_kubeconfig"].read_text()
+    cluster, created = kind.cluster_up("jda-test")
+    assert created
+    [create] = [a for a in calls(fakes, "kind") if a[:2] == ["create", "cluster"]]
+    private = create[create.index("--kubeconfig") + 1]
+    assert Path(private) == cluster.kubeconfig and cluster.kubeconfig.is_file()
+    assert str(cluster.kubeconfig).startswith(str(fakes["tmp"] / "artifacts"))
+    assert fakes["user_kubeconfig"].read_text() == before
+    assert oct(cluster.kubeconfig.stat().st_mode & 0o777) == "0o600"
+    kind_flags_are_known(fakes)
+
+
+def test_an_existing_cluster_is_reused(fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_CLUSTERS", "other jda-test")
+    cluster, created = kind.cluster_up("jda-test")
+    assert not created
+    assert not [a for a in calls(fakes, "kind") if a[:2] == ["create", "cluster"]]
+    assert "fake kubeconfig" in cluster.kubeconfig.read_text()
+
+
+def test_a_failed_install_keeps_the_cluster_and_saves_evidence(fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_HELM_UPGRADE_FAIL", "1")
+    monkeypatch.setattr(kind, "INSTALL_TIMEOUT_S", 5)
+    with pytest.raises(RuntimeError, match="upgrade --install"):
+        kind.bring_up("jda-test")
+    setup = fakes["tmp"] / "artifacts" / "e2e" / "setup"
+    for name in ("ci-events.txt", "ci-agents-pods.yaml", "helm-status.txt", "helm-history.txt",
+                 "ci-ci-jenkins-dind-agent-0.log", "kind/kubelet.log"):
+        assert (setup / name).is_file(), name
+    assert not [a for a in calls(fakes, "kind") if a[:2] == ["delete", "cluster"]], "the cluster must be kept"
+    kind_flags_are_known(fakes)
+
+
+@pytest.mark.parametrize("status,action", [("pending-install", "uninstall"), ("pending-upgrade", "rollback"),
+                                           ("pending-rollback", "rollback"), ("deployed", None)])
+def test_a_release_left_pending_is_recovered_before_the_install(fakes, monkeypatch, status, action):
+    monkeypatch.setenv("FAKE_HELM_STATUS", status)
+    monkeypatch.setattr(kind, "INSTALL_TIMEOUT_S", 5)
+    cluster, _ = kind.cluster_up("jda-test")
+    kind.install_chart(cluster)
+    verbs = [a[2] for a in calls(fakes, "helm") if a[:1] == ["--kubeconfig"]]
+    upgrade = verbs.index("upgrade")
+    if action:
+        assert action in verbs[:upgrade], verbs
+    else:
+        assert "uninstall" not in verbs and "rollback" not in verbs
+
+
+def test_a_port_forward_that_fails_reports_kubectl_and_does_not_hang(fakes):
+    cluster, _ = kind.cluster_up("jda-test")
+    result: dict = {}
+
+    def attempt() -> None:
+        try:
+            with kind.port_forward(cluster, "ci", "svc/x", 8080, deadline_s=20):
+                result["opened"] = True
+        except RuntimeError as exc:
+            result["error"] = str(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "port_forward hung on a dead kubectl"
+    assert "unable to forward port because pod is not running" in result["error"]
+
+
+class FakeCluster:
+    """Cluster stand-in answering kubectl/helm from scripted outputs (last one repeats)."""
+
+    def __init__(self, answers: dict[str, list[tuple[int, str]]]):
+        self.answers = answers
+        self.calls: list[tuple[str, ...]] = []
+
+    def _answer(self, args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+        self.calls.append(args)
+        for key, outputs in self.answers.items():
+            if key in " ".join(args):
+                code, out = outputs.pop(0) if len(outputs) > 1 else outputs[0]
+                return subprocess.CompletedProcess(args, code, out, "failed" if code else "")
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    def kubectl(self, *args, check=True, timeout=300, input_text=None):
+        return self._answer(args)
+
+    def kubectl_wait(self, seconds, *args, check=True):
+        return self._answer((*args, f"--timeout={seconds}s"))
+
+    def helm(self, *args, check=True, timeout=300, stream=False):
+        return self._answer(("helm", *args))
+
+
+def test_restart_waits_for_the_replacement_pod_not_rollout_status(monkeypatch):
+    monkeypatch.setattr(kind.time, "sleep", lambda s: None)
+    fake = FakeCluster({"jsonpath={.metadata.uid}": [(0, "old"), (0, "old"), (1, ""), (0, "new")]})
+    kind.restart_controller(fake)
+    joined = [" ".join(c) for c in fake.calls]
+    assert not any("rollout" in c for c in joined)
+    assert any("delete pod ci-jenkins-dind-agent-0 --wait=false" in c for c in joined)
+    assert joined[-1].endswith("wait --for=condition=Ready pod/ci-jenkins-dind-agent-0 --timeout=600s")
+    assert sum("jsonpath={.metadata.uid}" in c for c in joined) == 4
+
+
+def test_leftover_agent_pods_are_polled_until_the_plugin_deleted_them(monkeypatch):
+    monkeypatch.setattr(kind.time, "sleep", lambda s: None)
+    fake = FakeCluster({"get pods": [(0, "pod/dind-abc\npod/ci-jenkins-dind-agent-dind-build-test"),
+                                     (0, "pod/ci-jenkins-dind-agent-dind-build-test")]})
+    assert kind.pods_left(fake) == []
+    assert len(fake.calls) == 2
+
+
+def test_helm_test_reads_the_pod_log_in_the_agent_namespace():
+    fake = FakeCluster({"logs": [(0, "PASS: multi-stage build works in the dind agent pod\n")]})
+    assert "PASS" in kind.helm_test(fake)
+    [test, logs] = fake.calls
+    assert "--logs" not in test
+    assert logs == ("-n", "ci-agents", "logs", "pod/ci-jenkins-dind-agent-dind-build-test", "-c", "jnlp")
+    failing = FakeCluster({"helm": [(1, "")], "logs": [(0, "FAIL: dockerd runs on overlay2")]})
+    with pytest.raises(RuntimeError, match="FAIL: dockerd runs on overlay2"):
+        kind.helm_test(failing)
+
+
+def test_loopback_is_excluded_from_proxies(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "corp.example")
+    monkeypatch.delenv("no_proxy", raising=False)
+    kind.loopback_without_proxy()
+    assert os.environ["NO_PROXY"].split(",") == ["corp.example", "127.0.0.1", "localhost"]
+    assert "127.0.0.1" in os.environ["no_proxy"].split(",")
+
+
+# --- Jenkins ---------------------------------------------------------------------------------------
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, s):
+        self.slept.append(s)
+        self.now += s
+
+
+class Client:
+    def __init__(self, whoami_errors=(), queue=(), builds=()):
+        self.whoami_errors = list(whoami_errors)
+        self.queue = list(queue)
+        self.builds = list(builds)
+
+    def get_whoami(self):
+        if self.whoami_errors:
+            raise self.whoami_errors.pop(0)
+        return {"id": "admin"}
+
+    def build_job(self, job, params):
+        return 7
+
+    def get_queue_item(self, queue_id):
+        return self.queue.pop(0) if len(self.queue) > 1 else self.queue[0]
+
+    def get_build_info(self, job, number):
+        return self.builds.pop(0) if len(self.builds) > 1 else self.builds[0]
+
+    def get_build_console_output(self, job, number):
+        return "console"
+
+
+def test_refused_credentials_fail_fast():
+    clock = Clock()
+    refused = Exception("Error in request. Possibly authentication failed [401]: Unauthorized")
+    client = Client(whoami_errors=[refused] * 100)
+    with pytest.raises(jenkinsjob.JenkinsAuthError, match="refused the admin credentials"):
+        jenkinsjob.connect(lambda: client, sleep=clock.sleep, clock=clock)
+    assert len(clock.slept) == 1
+
+
+def test_a_starting_jenkins_is_waited_for_and_a_dead_one_times_out():
+    clock = Clock()
+    starting = Client(whoami_errors=[ConnectionError("refused")] * 3 + [Exception("503 Service Unavailable")])
+    assert jenkinsjob.connect(lambda: starting, sleep=clock.sleep, clock=clock) is starting
+    dead = Client(whoami_errors=[ConnectionError("refused")] * 1000)
+    with pytest.raises(TimeoutError, match="did not answer within 60 s"):
+        jenkinsjob.connect(lambda: dead, deadline_s=60, sleep=clock.sleep, clock=clock)
+
+
+def test_a_cancelled_queue_item_fails_at_once():
+    clock = Clock()
+    client = Client(queue=[{"why": "Waiting for next available executor"},
+                           {"cancelled": True, "why": "Cancelled by admin"}])
+    with pytest.raises(jenkinsjob.JobError, match="cancelled the queue item 7 \\(Cancelled by admin\\)"):
+        jenkinsjob.run_job(client, "job", {}, sleep=clock.sleep, clock=clock)
+    assert clock.now < 60
+
+
+def test_a_job_stuck_in_the_queue_or_building_fails_with_the_reason():
+    clock = Clock()
+    stuck = Client(queue=[{"why": "All nodes of label 'dind' are offline"}])
+    with pytest.raises(jenkinsjob.JobError, match="never left the queue in 120 s: All nodes of label 'dind'"):
+        jenkinsjob.run_job(stuck, "job", {}, timeout_s=120, sleep=clock.sleep, clock=clock)
+    running = Client(queue=[{"executable": {"number": 3}}], builds=[{"building": True, "result": None}])
+    with pytest.raises(jenkinsjob.JobError, match="#3 still running"):
+        jenkinsjob.run_job(running, "job", {}, timeout_s=120, sleep=clock.sleep, clock=clock)
+    done = Client(queue=[{"executable": {"number": 4}}], builds=[{"building": True}, {"building": False,
+                                                                                      "result": "SUCCESS"}])
+    assert jenkinsjob.run_job(done, "job", {}, sleep=clock.sleep, clock=clock) == jenkinsjob.Build(4, "SUCCESS",
+                                                                                                   "console")
+
+
+def test_the_push_digest_is_the_one_docker_printed():
+    console = ("#7 [build 2/2] RUN mkdir -p /out && echo built\n"
+               "build: digest: sha256:" + "a" * 64 + " size: 527\n"
+               "build: digest: sha256:" + "b" * 64 + " size: 528\n")
+    assert jenkinsjob.push_digest(console) == "sha256:" + "b" * 64
+    assert jenkinsjob.push_digest("no push here") is None
+
+
+# --- the tier itself -------------------------------------------------------------------------------
+def run_e2e(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not shutil.which("kind", path=d))
+    env = {**os.environ, "PATH": path, "JDA_ONLINE": "0", **extra_env}
+    env.pop("JDA_REQUIRE_E2E", None) if "JDA_REQUIRE_E2E" not in extra_env else None
+    return subprocess.run([sys.executable, "-m", "pytest", "tests/e2e", "-rs", "-q", "-p", "no:cacheprovider"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_e2e_collection_without_kind_skips_everything_with_reasons():
+    proc = run_e2e({})
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    skipped = int(re.search(r"(\d+) skipped", out).group(1))
+    assert skipped >= 6
+    assert "passed" not in out.splitlines()[-1] and "failed" not in out.splitlines()[-1]
+    kind_skips = re.search(r"SKIPPED \[(\d+)\] tests/e2e/test_pipeline.py: kind is not installed", out)
+    online_skips = re.search(r"SKIPPED \[(\d+)\] tests/e2e/test_spinnaker_upstream.py: no internet confirmed", out)
+    assert kind_skips and int(kind_skips.group(1)) >= 4, out
+    assert online_skips and int(online_skips.group(1)) >= 2, out
+    assert int(kind_skips.group(1)) + int(online_skips.group(1)) == skipped
+    assert "E2E DID NOT RUN" in out
+
+
+def test_require_e2e_turns_missing_prerequisites_into_failures():
+    proc = run_e2e({"JDA_REQUIRE_E2E": "1"})
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert re.search(r"6 errors", out), "every e2e test must error in setup, not pass or skip"
+    assert "JDA_REQUIRE_E2E=1 but kind is not installed" in out
+    assert "E2E DID NOT RUN" not in out

@@ -55,6 +55,24 @@ def render_agent_pod(values: Iterable[Path] = (), overrides: Mapping[str, Any] |
     return manifest, manifest.agent_pod()["spec"]
 
 
+def mirror_pod(manifest: Manifest) -> tuple[Obj, dict[str, dict[str, bytes]]]:
+    """(pod spec, configMap volume files) of the rendered pull-through mirror Deployment."""
+    spec = manifest.get("Deployment", suffix="-mirror")["spec"]["template"]["spec"]
+    files: dict[str, dict[str, bytes]] = {}
+    for vol in spec.get("volumes", []):
+        if "configMap" in vol:
+            data = manifest.get("ConfigMap", name=vol["configMap"]["name"])["data"]
+            files[vol["name"]] = {k: v.encode() for k, v in data.items()}
+    return spec, files
+
+
+def registry_mirrors(agent_spec: Obj) -> list[str]:
+    """The --registry-mirror URLs the agent's dockerd is started with."""
+    from jdagent.manifest import container
+
+    return [a.split("=", 1)[1] for a in container(agent_spec, "dind")["args"] if a.startswith("--registry-mirror=")]
+
+
 def volume_files(spec: Obj, secrets: Mapping[str, Mapping[str, bytes]]) -> dict[str, dict[str, bytes]]:
     """Data for the pod's secret volumes, keyed by volume name and laid out by the volume's items."""
     files: dict[str, dict[str, bytes]] = {}

@@ -2,7 +2,11 @@
 
 - one network (and IPC) namespace for the whole pod: an infra container, the others join it;
 - emptyDir volumes as fresh Docker volumes (world-writable like the kubelet's; sizeLimit noted, not
-  enforced), secret and configMap volumes filled from the data the caller passes;
+  enforced), a persistentVolumeClaim as a fresh volume (a new, empty claim), secret and configMap volumes
+  filled from the data the caller passes; the pod's fsGroup owns its writable volumes and is a
+  supplementary group of every container, and pod-level runAsUser/runAsGroup apply where a container sets
+  none;
+- `hosts` maps names to addresses in the pod's /etc/hosts (what cluster DNS would answer);
 - init containers run to completion in order; native sidecars (restartPolicy Always) start in their
   place and are waited on through their postStart hook and startupProbe; then the regular containers
   start (each after its postStart hook, if any);
@@ -80,6 +84,7 @@ class PodRunner:
     pod_spec: Obj
     files: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
     client: docker.DockerClient | None = None
+    hosts: Mapping[str, str] = field(default_factory=dict)
     name: str = "jda-pod"
     log: Callable[[str], None] = field(default=lambda m: print(f"[pod] {m}", file=sys.stderr, flush=True))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -154,7 +159,10 @@ class PodRunner:
         assert self.client is not None
         for vol in self.pod_spec.get("volumes", []):
             name = f"{self.prefix}-{vol['name']}"
-            if "emptyDir" in vol:
+            if "persistentVolumeClaim" in vol:
+                self.client.volumes.create(name, labels=self.labels())
+                self.log(f"volume {vol['name']}: claim {vol['persistentVolumeClaim']['claimName']} (fresh and empty)")
+            elif "emptyDir" in vol:
                 limit = (vol["emptyDir"] or {}).get("sizeLimit")
                 note = f" (sizeLimit {limit} noted, not enforced by Docker)" if limit else ""
                 opts = {}
@@ -167,14 +175,21 @@ class PodRunner:
                     raise PodRunError(f"volume {vol['name']} needs its data: pass files={{'{vol['name']}': {{...}}}}")
                 self.client.volumes.create(name, labels=self.labels())
             else:
-                raise PodRunError(f"volume {vol['name']}: only emptyDir, secret and configMap are supported")
+                raise PodRunError(f"volume {vol['name']}: only emptyDir, persistentVolumeClaim, secret and configMap "
+                                  "are supported")
             self.volumes[vol["name"]] = name
 
     def _fill_volumes(self) -> None:
         assert self.infra is not None
-        empty = [f"/jda-vol/{n}" for n, v in self._volume_specs().items() if "emptyDir" in v]
+        specs = self._volume_specs()
+        empty = [f"/jda-vol/{n}" for n, v in specs.items() if "emptyDir" in v]
         if empty:
             self._infra_exec(["chmod", "0777", *empty])
+        group = (self.pod_spec.get("securityContext") or {}).get("fsGroup")
+        claims = [f"/jda-vol/{n}" for n, v in specs.items() if "persistentVolumeClaim" in v]
+        if group is not None and claims:
+            self._infra_exec(["chgrp", str(group), *claims])
+            self._infra_exec(["chmod", "2775", *claims])
         for vol_name, items in self.files.items():
             buf = io.BytesIO()
             with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -211,7 +226,7 @@ class PodRunner:
             first["image"], entrypoint=["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 1; done"],
             command=[], name=f"{self.prefix}-infra",
             labels=self.labels(), detach=True, ipc_mode="shareable", mounts=mounts,
-            hostname=self.prefix[:63],
+            hostname=self.prefix[:63], extra_hosts=dict(self.hosts) or None,
         )
         self.log(f"infra container up (pod network namespace), image {first['image']}")
 
@@ -223,7 +238,9 @@ class PodRunner:
 
     def _create_kwargs(self, spec: Obj) -> dict[str, Any]:
         assert self.infra is not None
-        sc = spec.get("securityContext") or {}
+        pod_sc = self.pod_spec.get("securityContext") or {}
+        inherited = {k: pod_sc[k] for k in ("runAsUser", "runAsGroup") if k in pod_sc}
+        sc = {**inherited, **(spec.get("securityContext") or {})}
         kwargs: dict[str, Any] = {
             "image": spec["image"],
             "name": f"{self.prefix}-{spec['name']}",
@@ -252,6 +269,8 @@ class PodRunner:
             kwargs["cap_drop"] = caps["drop"]
         if caps.get("add"):
             kwargs["cap_add"] = caps["add"]
+        if pod_sc.get("fsGroup") is not None:
+            kwargs["group_add"] = [str(pod_sc["fsGroup"])]
         memory = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
         if memory:
             kwargs["mem_limit"] = quantity_bytes(memory)
@@ -275,7 +294,7 @@ class PodRunner:
             mounts=[*kwargs["mounts"], *kwargs.get("mounts_extra", [])],
             read_only=kwargs.get("read_only"), security_opt=kwargs.get("security_opt"),
             cap_add=kwargs.get("cap_add"), cap_drop=kwargs.get("cap_drop"), mem_limit=kwargs.get("mem_limit"),
-            privileged=kwargs.get("privileged", False),
+            privileged=kwargs.get("privileged", False), group_add=kwargs.get("group_add"),
         )
         if self.privileged_fallback and kwargs.get("mounts_extra"):
             host["MaskedPaths"] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +25,10 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 ])
+
+
+# distribution's access log: ... "GET /v2/library/busybox/manifests/1.37.0 HTTP/1.1" 200 ...
+ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/v2/\S*) HTTP/[0-9.]+" (?P<status>\d{3})')
 
 
 @dataclass
@@ -55,6 +60,15 @@ class Registry:
         if status != 200:
             raise LookupError(f"{repository}@{reference}: HTTP {status} {body[:200]!r}")
         return headers.get("Docker-Content-Digest", ""), json.loads(body)
+
+    def served(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every request in the registry's access log."""
+        out = []
+        for line in self.container.logs().decode(errors="replace").splitlines():
+            match = ACCESS.search(line)
+            if match:
+                out.append((match["method"], match["path"], int(match["status"])))
+        return out
 
     def stop(self) -> None:
         self.container.remove(force=True, v=True)

@@ -27,6 +27,9 @@ only adds its own --host=tcp://0.0.0.0:2375 when the first argument is a flag. *
 {{- if gt (int $d.mtu) 0 }}
 - --mtu={{ int $d.mtu }}
 {{- end }}
+{{- if .Values.mirror.enabled }}
+- --registry-mirror={{ include "jda.mirrorUrl" . }}
+{{- end }}
 {{- range $d.registryMirrors }}
 - --registry-mirror={{ . }}
 {{- end }}

@@ -49,12 +49,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* In-cluster URL of the controller UI Service; agents and Spinnaker use it. */}}
 {{- define "jda.controllerUrl" -}}
-{{- printf "http://%s.%s.svc.cluster.local:%d" (include "jda.fullname" .) .Release.Namespace (int .Values.controller.service.port) -}}
+{{- printf "http://%s.%s.svc.%s:%d" (include "jda.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.service.port) -}}
 {{- end -}}
 
 {{/* host:port of the TCP agent listener Service. */}}
 {{- define "jda.agentTunnel" -}}
-{{- printf "%s.%s.svc.cluster.local:%d" (include "jda.agentServiceName" .) .Release.Namespace (int .Values.controller.agentListener.port) -}}
+{{- printf "%s.%s.svc.%s:%d" (include "jda.agentServiceName" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.agentListener.port) -}}
+{{- end -}}
+
+{{- define "jda.mirrorName" -}}
+{{- printf "%s-mirror" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The pull-through mirror as the agents' dockerd uses it (plain HTTP inside the cluster). */}}
+{{- define "jda.mirrorUrl" -}}
+{{- printf "http://%s.%s.svc.%s:5000" (include "jda.mirrorName" .) .Release.Namespace .Values.clusterDomain -}}
 {{- end -}}
 
 {{- define "jda.adminSecretName" -}}
@@ -148,4 +157,12 @@ checkov.io/skip1: CKV_K8S_38=the Kubernetes plugin uses this token to create age
 checkov.io/skip2: CKV_K8S_43=images are pinned by tag in values; digests are the operator's choice
 checkov.io/skip3: CKV_K8S_15=images are pinned by tag; IfNotPresent keeps restarts independent of the registry
 checkov.io/skip4: CKV_K8S_40=uid 1000 is the jenkins user of the official image and owns JENKINS_HOME
+{{- end -}}
+
+{{/* Checkov findings the mirror accepts on purpose. */}}
+{{- define "jda.mirrorAnnotations" -}}
+checkov.io/skip1: CKV_K8S_40=uid 1000 owns the cache volume (fsGroup); no image user to match
+{{- if .Values.mirror.upstreamSecret }}
+checkov.io/skip2: CKV_K8S_35=Distribution takes upstream credentials only from its config or REGISTRY_PROXY_* variables; both come from a Secret
+{{- end }}
 {{- end -}}

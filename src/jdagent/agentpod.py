@@ -55,15 +55,29 @@ def render_agent_pod(values: Iterable[Path] = (), overrides: Mapping[str, Any] |
     return manifest, manifest.agent_pod()["spec"]
 
 
-def mirror_pod(manifest: Manifest) -> tuple[Obj, dict[str, dict[str, bytes]]]:
-    """(pod spec, configMap volume files) of the rendered pull-through mirror Deployment."""
-    spec = manifest.get("Deployment", suffix="-mirror")["spec"]["template"]["spec"]
+def pod_files(manifest: Manifest, spec: Obj,
+              secrets: Mapping[str, Mapping[str, bytes]] | None = None) -> dict[str, dict[str, bytes]]:
+    """Data of a pod's configMap volumes (from the rendered manifest) and secret volumes (from `secrets`,
+    keyed by Secret name; a Secret not given is mounted empty), laid out by each volume's items."""
     files: dict[str, dict[str, bytes]] = {}
     for vol in spec.get("volumes", []):
         if "configMap" in vol:
-            data = manifest.get("ConfigMap", name=vol["configMap"]["name"])["data"]
-            files[vol["name"]] = {k: v.encode() for k, v in data.items()}
-    return spec, files
+            data = {k: v.encode() for k, v in manifest.get("ConfigMap", name=vol["configMap"]["name"])["data"].items()}
+            items = vol["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+        elif "secret" in vol:
+            data = dict((secrets or {}).get(vol["secret"]["secretName"], {}))
+            items = vol["secret"].get("items") if data else []
+            items = items or [{"key": k, "path": k} for k in data]
+        else:
+            continue
+        files[vol["name"]] = {i["path"]: data[i["key"]] for i in items}
+    return files
+
+
+def mirror_pod(manifest: Manifest) -> tuple[Obj, dict[str, dict[str, bytes]]]:
+    """(pod spec, volume files) of the rendered pull-through mirror Deployment."""
+    spec = manifest.get("Deployment", suffix="-mirror")["spec"]["template"]["spec"]
+    return spec, pod_files(manifest, spec)
 
 
 def registry_mirrors(agent_spec: Obj) -> list[str]:
@@ -71,21 +85,6 @@ def registry_mirrors(agent_spec: Obj) -> list[str]:
     from jdagent.manifest import container
 
     return [a.split("=", 1)[1] for a in container(agent_spec, "dind")["args"] if a.startswith("--registry-mirror=")]
-
-
-def volume_files(spec: Obj, secrets: Mapping[str, Mapping[str, bytes]]) -> dict[str, dict[str, bytes]]:
-    """Data for the pod's secret volumes, keyed by volume name and laid out by the volume's items."""
-    files: dict[str, dict[str, bytes]] = {}
-    for vol in spec.get("volumes", []):
-        if "secret" not in vol:
-            continue
-        name = vol["secret"]["secretName"]
-        if name not in secrets:
-            raise KeyError(f"the pod mounts Secret {name!r}; pass its data")
-        data = secrets[name]
-        items = vol["secret"].get("items") or [{"key": k, "path": k} for k in data]
-        files[vol["name"]] = {i["path"]: data[i["key"]] for i in items}
-    return files
 
 
 def load_image(runner: PodRunner, client: docker.DockerClient, image: str) -> float:

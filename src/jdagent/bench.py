@@ -54,14 +54,15 @@ class Bench:
         self.results: dict[str, Any] = {}
 
     def pod(self, fast_probe: bool = True, kube: str = "1.33.0", **agent: Any) -> PodRunner:
-        _, spec = agentpod.render_agent_pod(overrides=agentpod.standin_overrides(self.standins, **agent),
-                                            kube_version=kube)
+        manifest, spec = agentpod.render_agent_pod(overrides=agentpod.standin_overrides(self.standins, **agent),
+                                                   kube_version=kube)
         spec = copy.deepcopy(spec)
         if fast_probe:  # the kubelet probes at most once a second; measure readiness at 50 ms resolution
             probe = container(spec, "dind")["startupProbe"]
             probe["failureThreshold"] = int(probe["failureThreshold"]) * 20
             probe["periodSeconds"] = 0.05
-        return PodRunner(spec, client=self.client, name="jda-bench", log=lambda m: None)
+        return PodRunner(spec, client=self.client, files=agentpod.pod_files(manifest, spec), name="jda-bench",
+                         log=lambda m: None)
 
     def ready_time(self) -> None:
         samples = []

@@ -6,11 +6,13 @@
   filled from the data the caller passes; the pod's fsGroup owns its writable volumes and is a
   supplementary group of every container, and pod-level runAsUser/runAsGroup apply where a container sets
   none;
-- `hosts` maps names to addresses in the pod's /etc/hosts (what cluster DNS would answer);
+- `hosts` maps names to addresses in the pod's /etc/hosts (what cluster DNS would answer), and
+  `network` puts the pod's interface on a given Docker network (a CNI with its own MTU, say);
 - init containers run to completion in order; native sidecars (restartPolicy Always) start in their
   place and are waited on through their postStart hook and startupProbe; then the regular containers
   start (each after its postStart hook, if any);
-- command/args/env/workingDir/runAsUser/readOnlyRootFilesystem/capabilities as Docker settings;
+- command/args/env/workingDir/runAsUser/readOnlyRootFilesystem/capabilities as Docker settings, and
+  memory and CPU limits as the container's memory limit and CPU quota, like the kubelet's;
 - `privileged: true` as privileged. On machines whose capability bounding set lacks CAP_SYS_RESOURCE,
   runc refuses privileged containers ("unable to apply caps: operation not permitted"); on exactly
   that error the runner retries with every capability but SYS_RESOURCE, unconfined seccomp, AppArmor
@@ -64,6 +66,12 @@ class PodRunError(RuntimeError):
     """A container of the pod failed to start, exited non-zero, or never became ready."""
 
 
+def cpu_cores(value: str | float) -> float:
+    """A CPU quantity ("250m", "2", 0.5) in cores."""
+    text = str(value)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
 def quantity_bytes(value: str) -> int:
     match = _QTY.match(str(value))
     if not match:
@@ -85,6 +93,7 @@ class PodRunner:
     files: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict)
     client: docker.DockerClient | None = None
     hosts: Mapping[str, str] = field(default_factory=dict)
+    network: str | None = None  # the Docker network the pod's interface is on (default: the engine's bridge)
     name: str = "jda-pod"
     log: Callable[[str], None] = field(default=lambda m: print(f"[pod] {m}", file=sys.stderr, flush=True))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -226,7 +235,7 @@ class PodRunner:
             first["image"], entrypoint=["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 1; done"],
             command=[], name=f"{self.prefix}-infra",
             labels=self.labels(), detach=True, ipc_mode="shareable", mounts=mounts,
-            hostname=self.prefix[:63], extra_hosts=dict(self.hosts) or None,
+            hostname=self.prefix[:63], extra_hosts=dict(self.hosts) or None, network=self.network,
         )
         self.log(f"infra container up (pod network namespace), image {first['image']}")
 
@@ -271,9 +280,11 @@ class PodRunner:
             kwargs["cap_add"] = caps["add"]
         if pod_sc.get("fsGroup") is not None:
             kwargs["group_add"] = [str(pod_sc["fsGroup"])]
-        memory = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
-        if memory:
-            kwargs["mem_limit"] = quantity_bytes(memory)
+        limits = (spec.get("resources") or {}).get("limits") or {}
+        if limits.get("memory"):
+            kwargs["mem_limit"] = quantity_bytes(limits["memory"])
+        if limits.get("cpu"):
+            kwargs["nano_cpus"] = int(cpu_cores(limits["cpu"]) * 1e9)
         if sc.get("privileged"):
             kwargs.update(self._privileged_kwargs())
         return kwargs
@@ -295,6 +306,7 @@ class PodRunner:
             read_only=kwargs.get("read_only"), security_opt=kwargs.get("security_opt"),
             cap_add=kwargs.get("cap_add"), cap_drop=kwargs.get("cap_drop"), mem_limit=kwargs.get("mem_limit"),
             privileged=kwargs.get("privileged", False), group_add=kwargs.get("group_add"),
+            nano_cpus=kwargs.get("nano_cpus"),
         )
         if self.privileged_fallback and kwargs.get("mounts_extra"):
             host["MaskedPaths"] = []
@@ -343,8 +355,10 @@ class PodRunner:
         self.log(f"{spec['name']} postStart hook done in {took:.1f} s")
 
     def _run_to_completion(self, spec: Obj) -> None:
+        started = time.monotonic()
         container = self._start(spec)
         result = container.wait(timeout=300)
+        self.timings[f"{spec['name']}_s"] = time.monotonic() - started
         output = container.logs().decode(errors="replace").strip()
         if result.get("StatusCode") != 0:
             raise PodRunError(f"init container {spec['name']} exited {result.get('StatusCode')}:\n{output}")
@@ -407,7 +421,8 @@ class PodRunner:
         """The pod's address on the Docker network (what other pods would connect to)."""
         assert self.infra is not None
         self.infra.reload()
-        return str(self.infra.attrs["NetworkSettings"]["IPAddress"])
+        settings = self.infra.attrs["NetworkSettings"]
+        return str(settings.get("IPAddress") or next(iter(settings["Networks"].values()))["IPAddress"])
 
     def copy_in(self, name: str, path: str, files: Mapping[str, bytes], mode: int = 0o644) -> None:
         """Put files into a directory of a running container (like `kubectl cp`)."""

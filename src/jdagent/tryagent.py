@@ -71,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         overrides = agentpod.standin_overrides(standins)
         args.load = [*args.load, standins["busybox"]]
     try:
-        _, spec = agentpod.render_agent_pod(values=args.values, overrides=overrides, kube_version=args.kube_version)
+        manifest, spec = agentpod.render_agent_pod(values=args.values, overrides=overrides,
+                                                   kube_version=args.kube_version)
     except RenderError as exc:
         log(f"the chart refused these values:\n{exc.stderr.strip()}")
         return 2
     secrets = [v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v]
-    files: dict[str, dict[str, bytes]] = {v["name"]: {} for v in spec.get("volumes", []) if "secret" in v}
+    files = agentpod.pod_files(manifest, spec)
     if secrets:
         log(f"note: the pod mounts Secret(s) {secrets}; they are left empty here (no push credentials)")
     context_files = agentpod.context_tar(args.context, args.dockerfile)

@@ -3,6 +3,7 @@ from the jnlp container, pushes reach a real registry, and dockerd is reachable 
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
@@ -15,10 +16,10 @@ from jdagent.podrun import PodRunner
 pytestmark = pytest.mark.docker
 
 
-def run_pod(docker_client, standins, kube_version="1.33.0", files=None, **agent):
-    _, spec = agentpod.render_agent_pod(overrides=agentpod.standin_overrides(standins, **agent),
-                                        kube_version=kube_version)
-    return PodRunner(spec, client=docker_client, files=files or {}, name="jda-test")
+def run_pod(docker_client, standins, kube_version="1.33.0", secrets=None, **agent):
+    manifest, spec = agentpod.render_agent_pod(overrides=agentpod.standin_overrides(standins, **agent),
+                                               kube_version=kube_version)
+    return PodRunner(spec, client=docker_client, files=agentpod.pod_files(manifest, spec, secrets), name="jda-test")
 
 
 def listening_ports(runner: PodRunner, name: str) -> set[str]:
@@ -67,8 +68,8 @@ def test_push_with_secret_credentials_and_pull_back_by_digest(docker_client, sta
     files_secret = {"registry-push": {".dockerconfigjson": reg.dockerconfigjson()}}
     agent = {"dind": {"insecureRegistries": [reg.address]},
              "registry": {"server": reg.address, "push": True, "secretName": "registry-push"}}
-    _, spec = agentpod.render_agent_pod(overrides=agentpod.standin_overrides(standins, **agent))
-    files = agentpod.volume_files(spec, files_secret)
+    manifest, spec = agentpod.render_agent_pod(overrides=agentpod.standin_overrides(standins, **agent))
+    files = agentpod.pod_files(manifest, spec, files_secret)
     with PodRunner(spec, client=docker_client, files=files, name="jda-test") as pod:
         # only jnlp holds the credentials
         assert pod.exec("dind", ["test", "-e", "/home/jenkins/.docker/config.json"]).exit_code != 0
@@ -168,11 +169,12 @@ def test_classic_path_agent_waits_for_dockerd(docker_client, standins):
 
 def test_classic_wait_gives_up_with_a_clear_message(docker_client, standins):
     """dind that never answers (its dockerd refused to start): the agent exits 1 with a message."""
-    _, spec = agentpod.render_agent_pod(
+    manifest, spec = agentpod.render_agent_pod(
         overrides=agentpod.standin_overrides(standins, dind={"readyTimeoutSeconds": 5}), kube_version="1.28.0")
+    spec = copy.deepcopy(spec)
     dind = container(spec, "dind")
     dind["args"] = ["dockerd", "--no-such-flag"]
-    with PodRunner(spec, client=docker_client, name="jda-test") as pod:
+    with PodRunner(spec, client=docker_client, files=agentpod.pod_files(manifest, spec), name="jda-test") as pod:
         result = pod.container("jnlp").wait(timeout=30)
         assert result["StatusCode"] == 1
         assert "dockerd did not answer on tcp://localhost:2375 within 5s" in pod.logs("jnlp")
@@ -189,9 +191,7 @@ def test_helm_test_pod_builds_in_the_agent_pod_spec(docker_client, standins, ope
         {"exampleJob": {"baseImage": base}})
     manifest = agentpod.render(overrides=overrides, kube_version=kube)
     spec = manifest.test_pod()["spec"]
-    cm = manifest.get("ConfigMap", suffix="-helm-test")["data"]
-    files = {"test-files": {k: v.encode() for k, v in cm.items()}}
-    with PodRunner(spec, client=docker_client, files=files, name="jda-helmtest") as pod:
+    with PodRunner(spec, client=docker_client, files=agentpod.pod_files(manifest, spec), name="jda-helmtest") as pod:
         status = pod.container("jnlp").wait(timeout=180)
         logs = pod.logs("jnlp")
         assert status["StatusCode"] == 0, logs

@@ -67,8 +67,9 @@ def test_two_agents_pull_through_the_mirror_and_the_upstream_serves_once(docker_
     with PodRunner(mirror_spec, client=docker_client, files=files, name="jda-mirror") as mirror:
         wait_ready(f"http://{mirror.ip_address()}:5000/v2/")
         hosts = {host: mirror.ip_address()}
-        with PodRunner(agent_spec, client=docker_client, hosts=hosts, name="jda-agent1") as one, \
-                PodRunner(agent_spec, client=docker_client, hosts=hosts, name="jda-agent2") as two:
+        agent_files = agentpod.pod_files(manifest, agent_spec)
+        with PodRunner(agent_spec, client=docker_client, files=agent_files, hosts=hosts, name="jda-agent1") as one, \
+                PodRunner(agent_spec, client=docker_client, files=agent_files, hosts=hosts, name="jda-agent2") as two:
             info = one.exec("jnlp", ["docker", "info", "--format", "{{json .RegistryConfig.Mirrors}}"]).output
             assert mirror_url.rstrip("/") in info
             results: dict[str, object] = {}

@@ -23,9 +23,9 @@ def test_prewarmed_images_are_there_at_agent_start_and_nothing_is_pulled(docker_
         "image": agentpod.image_values(prewarmed_dind),
         "prewarm": {"enabled": True, "images": [busybox]},
     })
-    _, spec = agentpod.render_agent_pod(overrides=overrides, kube_version=kube)
+    manifest, spec = agentpod.render_agent_pod(overrides=overrides, kube_version=kube)
     assert "postStart" in container(spec, "dind")["lifecycle"]
-    with PodRunner(spec, client=docker_client, name="jda-prewarm") as pod:
+    with PodRunner(spec, client=docker_client, files=agentpod.pod_files(manifest, spec), name="jda-prewarm") as pod:
         if kube == "1.28.0":  # classic: the agent itself waits until the images are listed
             deadline = time.monotonic() + 60
             while "dockerd is ready" not in pod.logs("jnlp"):
@@ -48,7 +48,7 @@ def test_prewarm_without_the_archives_is_refused_by_the_hook(docker_client, stan
     """A prewarm-enabled pod on a plain dind image never becomes ready: the listed image is missing."""
     overrides = agentpod.standin_overrides(standins, dind={
         "prewarm": {"enabled": True, "images": [standins["busybox"]]}, "readyTimeoutSeconds": 5})
-    _, spec = agentpod.render_agent_pod(overrides=overrides, kube_version="1.33.0")
+    manifest, spec = agentpod.render_agent_pod(overrides=overrides, kube_version="1.33.0")
     with pytest.raises(PodRunError, match="startupProbe failed 5 times"), \
-            PodRunner(spec, client=docker_client, name="jda-prewarm"):
+            PodRunner(spec, client=docker_client, files=agentpod.pod_files(manifest, spec), name="jda-prewarm"):
         pass

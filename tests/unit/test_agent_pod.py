@@ -31,13 +31,14 @@ def test_dockerd_defaults_to_vfs_on_loopback_without_tls():
     args = dind_args(agent_spec())
     assert args[0] == "dockerd", "first arg must be dockerd or the dind entrypoint adds 0.0.0.0:2375"
     assert "--storage-driver=vfs" in args
-    assert [a for a in args if a.startswith("--host")] == ["--host=tcp://127.0.0.1:2375"]
+    assert [a for a in args if a.startswith("--host")] == ["--host=tcp://127.0.0.1:2375",
+                                                           "--host=unix:///var/run/docker.sock"]
     assert "--tls=false" in args
     env = env_of(container(agent_spec(), "dind"))
     assert env["DOCKER_TLS_CERTDIR"] == ""
 
 
-@pytest.mark.parametrize("driver", ["overlay2", "fuse-overlayfs"])
+@pytest.mark.parametrize("driver", ["overlay2"])
 def test_storage_driver_switch(driver):
     args = dind_args(agent_spec(overrides={"agent": {"dind": {"storageDriver": driver}}}))
     assert [a for a in args if a.startswith("--storage-driver")] == [f"--storage-driver={driver}"]
@@ -66,7 +67,7 @@ def test_no_wildcard_listen_address_anywhere(values):
     assert "0.0.0.0" not in manifest.text
     for c in [container(manifest.agent_pod()["spec"], "dind"), container(manifest.test_pod()["spec"], "dind")]:
         hosts = [a for a in c["args"] if a.startswith(("--host", "-H"))]
-        assert hosts == ["--host=tcp://127.0.0.1:2375"]
+        assert hosts == ["--host=tcp://127.0.0.1:2375", "--host=unix:///var/run/docker.sock"]
 
 
 def test_docker_data_is_an_emptydir_with_size_limit():
@@ -123,7 +124,7 @@ def test_native_sidecar_follows_kubernetes_version(kube, native):
 def test_native_sidecar_waits_through_startup_probe():
     dind = container(agent_spec(kube_version="1.30.0"), "dind")
     probe = dind["startupProbe"]
-    assert probe["exec"]["command"][:2] == ["docker", "info"]
+    assert probe["exec"]["command"] == ["docker", "version"], "docker info also starts every CLI plugin"
     assert probe["periodSeconds"] == 1
     assert probe["failureThreshold"] == 60
     assert env_of(dind)["DOCKER_HOST"] == "tcp://127.0.0.1:2375"

@@ -10,7 +10,8 @@ import yaml
 from jdagent.render import RenderError, render
 
 DATA = Path(__file__).parent / "data"
-INVALID = yaml.safe_load((DATA / "invalid-values.yaml").read_text())
+GROUPS = yaml.safe_load((DATA / "invalid-values.yaml").read_text())
+INVALID = [{**case, "refused_by": group} for group, cases in GROUPS.items() for case in cases]
 VALID = yaml.safe_load((DATA / "valid-values.yaml").read_text())
 
 
@@ -26,11 +27,12 @@ def names_key(message: str, key: str) -> bool:
 
 
 def test_corpus_is_large_enough():
-    assert len(INVALID) >= 30
-    assert len({c["key"] for c in INVALID}) >= 25
+    assert len(INVALID) >= 80
+    assert len({c["key"] for c in INVALID}) >= 50
+    assert set(GROUPS) == {"dockerd", "api-server", "jenkins", "chart"} and all(GROUPS.values())
 
 
-@pytest.mark.parametrize("case", INVALID, ids=[f"{c['key']}={c['values']}" for c in INVALID])
+@pytest.mark.parametrize("case", INVALID, ids=[f"{c['refused_by']}:{c['key']}={c['values']}" for c in INVALID])
 def test_invalid_values_fail_naming_the_key(case, helm_major):
     with pytest.raises(RenderError) as err:
         render(overrides=case["values"], helm=helm_major)

@@ -19,13 +19,16 @@ only adds its own --host=tcp://0.0.0.0:2375 when the first argument is a flag. *
 {{- $d := .Values.agent.dind -}}
 - dockerd
 - --host=tcp://127.0.0.1:2375
+- --host=unix:///var/run/docker.sock
 - --tls=false
 - --config-file=/etc/docker-jda/daemon.json
+- --ip6tables=false
 {{- if ne $d.storageDriver "auto" }}
 - --storage-driver={{ $d.storageDriver }}
 {{- end }}
 {{- if gt (int $d.mtu) 0 }}
 - --mtu={{ int $d.mtu }}
+- --default-network-opt=bridge=com.docker.network.driver.mtu={{ int $d.mtu }}
 {{- end }}
 {{- if .Values.mirror.enabled }}
 - --registry-mirror={{ include "jda.mirrorUrl" . }}
@@ -77,8 +80,11 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
   command:
     - /bin/sh
     - -c
-    - 'dockerd-entrypoint.sh "$@" & pid=$!; while [ ! -e /jda-test/done ] && kill -0 $pid 2>/dev/null; do sleep 0.5; done; kill $pid 2>/dev/null; wait $pid; exit 0'
+    - '/bin/sh /jda-dind/dind-start.sh dockerd-entrypoint.sh "$@" & pid=$!; while [ ! -e /jda-test/done ] && kill -0 $pid 2>/dev/null; do sleep 0.5; done; kill $pid 2>/dev/null; wait $pid; exit 0'
     - jda-dind
+  {{- else }}
+  # files/dind-start.sh: cgroup nesting and MTU, then the image's own entrypoint
+  command: ["/bin/sh", "/jda-dind/dind-start.sh", "dockerd-entrypoint.sh"]
   {{- end }}
   args:
     {{- include "jda.dind.args" $root | nindent 4 }}
@@ -87,6 +93,8 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
       value: ""
     - name: DOCKER_HOST
       value: tcp://127.0.0.1:2375
+    - name: JDA_MTU
+      value: {{ if gt (int $d.mtu) 0 }}"static"{{ else }}"auto"{{ end }}
   securityContext:
     privileged: true
   {{- if $d.prewarm.enabled }}
@@ -106,7 +114,7 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
       {{- if $d.prewarm.enabled }}
       command: ["/bin/sh", "-c", {{ include "jda.dockerdReady" $root | quote }}]
       {{- else }}
-      command: ["docker", "info"]
+      command: ["docker", "version"]
       {{- end }}
     periodSeconds: 1
     timeoutSeconds: 5
@@ -119,6 +127,9 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
       mountPath: /var/lib/docker
     - name: dind-config
       mountPath: /etc/docker-jda
+      readOnly: true
+    - name: dind-start
+      mountPath: /jda-dind
       readOnly: true
     {{- if .watchDone }}
     - name: test-state
@@ -183,7 +194,8 @@ initContainers:
         cpu: 50m
         memory: 32Mi
       limits:
-        cpu: 200m
+        # a burst for the ~120 MB copy; an init container's limit adds nothing to the pod's requests
+        cpu: "1"
         memory: 64Mi
     volumeMounts:
       - name: docker-cli
@@ -273,6 +285,9 @@ volumes:
   - name: dind-config
     emptyDir:
       sizeLimit: 1Mi
+  - name: dind-start
+    configMap:
+      name: {{ include "jda.fullname" $root }}-agent
   - name: tmp
     emptyDir:
       sizeLimit: 1Gi

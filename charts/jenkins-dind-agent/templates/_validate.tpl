@@ -1,8 +1,36 @@
 {{/*
 Cross-field rules values.schema.json cannot express. Every message names the key.
 */}}
+{{/* A Kubernetes quantity ("500m", "2", "1.5Gi", "512M") as a float, for comparisons. */}}
+{{- define "jda.quantity" -}}
+{{- $q := toString . -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
+{{- $units := dict "m" 0.001 "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 "P" 1000000000000000.0 "E" 1000000000000000000.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- $suffix := trimPrefix $num $q -}}
+{{- mulf (float64 $num) (default 1.0 (get $units $suffix)) -}}
+{{- end -}}
+
 {{- define "jda.validate" -}}
 {{- $a := .Values.agent -}}
+{{- $containers := dict "controller.resources" .Values.controller.resources "agent.jnlp.resources" $a.jnlp.resources "agent.dind.resources" $a.dind.resources "mirror.resources" .Values.mirror.resources -}}
+{{- range $key := keys $containers | sortAlpha -}}
+{{- $res := index $containers $key | default dict -}}
+{{- $requests := $res.requests | default dict -}}
+{{- $limits := $res.limits | default dict -}}
+{{- range $r := list "cpu" "memory" "ephemeral-storage" -}}
+{{- if and (hasKey $requests $r) (hasKey $limits $r) -}}
+{{- if gt (include "jda.quantity" (index $requests $r) | float64) (include "jda.quantity" (index $limits $r) | float64) -}}
+{{- fail (printf "%s.requests.%s (%v) is larger than %s.limits.%s (%v): the API server refuses a request above its limit" $key $r (index $requests $r) $key $r (index $limits $r)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if eq (int .Values.controller.agentListener.port) 8080 -}}
+{{- fail "controller.agentListener.port is 8080, the port of Jenkins' own HTTP listener in the controller container: pick another port" -}}
+{{- end -}}
+{{- if and .Values.mirror.enabled (has (include "jda.mirrorUrl" .) $a.dind.registryMirrors) -}}
+{{- fail "agent.dind.registryMirrors lists the chart's own mirror, which mirror.enabled already adds: remove it" -}}
+{{- end -}}
 {{- if and $a.registry.push (not $a.registry.server) -}}
 {{- fail "agent.registry.push is true but agent.registry.server is empty: set the registry host[:port] the agents push to" -}}
 {{- end -}}

@@ -70,8 +70,48 @@ class Registry:
                 out.append((match["method"], match["path"], int(match["status"])))
         return out
 
+    def gets_since(self, since: int) -> dict[str, Any]:
+        """Successful GETs served after the first `since` requests: the manifest count (what Docker Hub
+        counts as pulls) and the count per blob."""
+        served = self.served()[since:]
+        manifests = sum(1 for m, p, s in served if m == "GET" and "/manifests/" in p and s == 200)
+        blobs: dict[str, int] = {}
+        for method, path, status in served:
+            if method == "GET" and "/blobs/" in path and status == 200:
+                blobs[path] = blobs.get(path, 0) + 1
+        return {"manifests": manifests, "blobs": blobs}
+
     def stop(self) -> None:
         self.container.remove(force=True, v=True)
+
+
+def wait_http(url: str, deadline_s: float = 60) -> None:
+    """Until `url` answers 200 (no proxies: only loopback and containers started here are asked)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            with opener.open(url, timeout=3) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {deadline_s:.0f} s")
+        time.sleep(0.3)
+
+
+def seed(client: docker.DockerClient, reg: Registry, image: str, repository: str, tag: str) -> str:
+    """Push a local image into the registry as repository:tag; returns the name pods use."""
+    target = f"127.0.0.1:{reg.host_port}/{repository}"
+    client.images.get(image).tag(target, tag)
+    try:
+        for line in client.images.push(target, tag, stream=True, decode=True):
+            if "error" in line:
+                raise RuntimeError(f"pushing {image} to {target}:{tag} failed: {line['error']}")
+    finally:
+        client.images.remove(f"{target}:{tag}")
+    return f"{reg.address}/{repository}:{tag}"
 
 
 def start(client: docker.DockerClient, image: str, run_id: str = "registry", auth: bool = True) -> Registry:

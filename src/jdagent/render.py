@@ -11,8 +11,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from jdagent.manifest import Manifest
 from jdagent.paths import CHART_DIR
 from jdagent.tools import find_helm
@@ -80,7 +78,8 @@ def _render_cached(
     cmd = template_command(chart, files, release, namespace, kube_version, helm)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="jda-overrides-") as extra:
         if overrides_json != "{}":
-            yaml.safe_dump(json.loads(overrides_json), extra)
+            # JSON is YAML that quotes every string: a tag like "733e821" stays a string for helm's parser
+            extra.write(overrides_json)
             extra.flush()
             cmd += ["-f", extra.name]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -52,25 +52,48 @@ def auth_registry(docker_client, standins):
 def open_registry(docker_client, standins):
     """A registry without auth holding the busybox base image, for dockerds that must pull it."""
     reg = registry.start(docker_client, standins["registry"], auth=False)
-    image = docker_client.images.get(standins["busybox"])
-    target = f"127.0.0.1:{reg.host_port}/busybox"
-    image.tag(target, "stand-in")
-    for line in docker_client.images.push(target, "stand-in", stream=True, decode=True):
-        if "error" in line:
-            pytest.fail(f"seeding the open registry failed: {line['error']}")
-    docker_client.images.remove(f"{target}:stand-in")
+    registry.seed(docker_client, reg, standins["busybox"], "busybox", "stand-in")
     yield reg
     reg.stop()
 
 
-@pytest.fixture(scope="session")
-def prewarmed_dind(docker_client, standins) -> str:
-    """The stand-in dind with the busybox stand-in baked in (scripts/build-prewarmed-dind)."""
+def _prewarmed(docker_client, standins, images: list[str], name: str) -> str:
+    """A prewarmed stand-in dind (scripts/build-prewarmed-dind), reused while its inputs are unchanged."""
+    import hashlib
+    import inspect
+
     from jdagent import prewarm
 
-    tag = f"jda-prewarmed-dind:{standins['dind'].split(':')[1]}-{standins['busybox'].split(':')[1]}"
+    key = hashlib.sha256(("|".join([standins["dind"], *images]) + inspect.getsource(prewarm)).encode())
+    tag = f"jda-prewarmed-{name}:{key.hexdigest()[:12]}"
     try:
         docker_client.images.get(tag)
     except docker.errors.ImageNotFound:
-        prewarm.build(docker_client, standins["dind"], [standins["busybox"]], tag, pull=False)
+        prewarm.build(docker_client, standins["dind"], images, tag, pull=False)
     return tag
+
+
+@pytest.fixture(scope="session")
+def prewarmed_dind(docker_client, standins) -> str:
+    """The stand-in dind with the busybox stand-in baked in, as a data root for both drivers."""
+    return _prewarmed(docker_client, standins, [standins["busybox"]], "dind")
+
+
+@pytest.fixture(scope="session")
+def whiteout_image(docker_client, standins) -> str:
+    """A two-layer image whose second layer deletes a file of the first: its layer holds a whiteout."""
+    import io
+
+    dockerfile = f"FROM {standins['busybox']}\nRUN rm /bin/wc\n".encode()
+    tag = f"jda-whiteout:{standins['busybox'].split(':')[1]}"
+    try:
+        docker_client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def prewarmed_whiteouts(docker_client, standins, whiteout_image) -> str:
+    """The stand-in dind with the whiteout image baked in: a vfs data root, archives for overlay2."""
+    return _prewarmed(docker_client, standins, [whiteout_image], "whiteouts")

@@ -116,3 +116,56 @@ def test_the_chart_starts_dind_through_this_script():
     assert {"--mtu=1400", "--default-network-opt=bridge=com.docker.network.driver.mtu=1400"} <= set(explicit["args"])
     classic = render(kube_version="1.28.0").test_pod()["spec"]
     assert "/bin/sh /jda-dind/dind-start.sh dockerd-entrypoint.sh" in container(classic, "dind")["command"][2]
+
+
+def prewarm_run(box: Path, driver: str, baked: bool, docker_root_has: str | None = None):
+    root = box / "prewarm"
+    if baked:  # a data root: image metadata, and (overlay2) a layer directory with its diff
+        (root / driver / "image").mkdir(parents=True)
+        (root / driver / "image" / "repositories.json").write_text("baked\n")
+        layer = root / driver / driver / "abc123"
+        (layer / "diff" / "bin").mkdir(parents=True)
+        (layer / "diff" / "bin" / "sh").write_text("layer content\n")
+        (layer / "link").write_text("SHORTID\n")
+        (root / driver / driver / "l").mkdir()
+    docker_root = box / "docker"
+    docker_root.mkdir(exist_ok=True)
+    if docker_root_has:
+        (docker_root / docker_root_has).write_text("old\n")
+    env = {**os.environ, "PATH": f"{box / 'bin'}:{os.environ['PATH']}", "JDA_PROC_CGROUP": "/dev/null",
+           "JDA_CGROUP_ROOT": str(box / "cgroup"), "JDA_MTU": "static", "JDA_PREWARM": "1",
+           "JDA_STORAGE_DRIVER": driver, "JDA_PREWARM_ROOT": str(root), "JDA_DOCKER_ROOT": str(docker_root),
+           "FAKE_MOUNT_LOG": str(box / "mounts")}
+    proc = subprocess.run(["sh", str(SCRIPT), "entry", "dockerd"], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split(), proc.stderr, docker_root
+
+
+def test_prewarm_vfs_runs_on_the_baked_data_root_in_place(box):
+    argv, log, docker_root = prewarm_run(box, "vfs", baked=True)
+    assert argv == ["dockerd", f"--data-root={box / 'prewarm' / 'vfs'}"]
+    assert "nothing to load" in log and not list(docker_root.iterdir())
+
+
+def test_prewarm_overlay2_copies_metadata_and_binds_the_layers(box):
+    argv, log, docker_root = prewarm_run(box, "overlay2", baked=True)
+    assert argv == ["dockerd"]
+    assert (docker_root / "image" / "repositories.json").read_text() == "baked\n"
+    assert (docker_root / "overlay2" / "abc123" / "link").read_text() == "SHORTID\n"
+    assert (docker_root / "overlay2" / "l").is_dir()
+    diff = docker_root / "overlay2" / "abc123" / "diff"
+    assert diff.is_dir() and not (diff / "bin").exists(), "layer contents are bound, not copied"
+    baked = box / "prewarm" / "overlay2" / "overlay2" / "abc123" / "diff"
+    assert (box / "mounts").read_text().splitlines() == [f"--bind {baked} {diff}", f"-o remount,bind,ro {diff}"]
+    assert "metadata copied, 1 layers bind-mounted from the image" in log
+
+
+def test_prewarm_overlay2_keeps_a_root_that_is_not_empty(box):
+    _, log, docker_root = prewarm_run(box, "overlay2", baked=True, docker_root_has="engine-id")
+    assert not (docker_root / "image").exists() and "is not empty" in log
+    assert not (box / "mounts").exists()
+
+
+def test_prewarm_without_a_data_root_leaves_it_to_the_archives(box):
+    argv, log, _ = prewarm_run(box, "overlay2", baked=False)
+    assert argv == ["dockerd"] and "the postStart hook loads the baked archives" in log

@@ -40,7 +40,7 @@ def test_rendered_dind_flags_exist_in_the_pinned_dockerd(values):
 def test_flags_added_at_start_exist_too():
     code = "\n".join(line for line in SCRIPT.splitlines() if not line.lstrip().startswith("#"))
     added = set(re.findall(r"--([a-z0-9-]+)=", code))
-    assert added == {"cgroup-parent", "mtu", "default-network-opt"}
+    assert added == {"cgroup-parent", "mtu", "default-network-opt", "data-root"}
     assert added <= set(FACTS["flags"])
 
 

@@ -95,18 +95,25 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
       value: tcp://127.0.0.1:2375
     - name: JDA_MTU
       value: {{ if gt (int $d.mtu) 0 }}"static"{{ else }}"auto"{{ end }}
+    {{- if $d.prewarm.enabled }}
+    - name: JDA_PREWARM
+      value: "1"
+    - name: JDA_STORAGE_DRIVER
+      value: {{ $d.storageDriver | quote }}
+    {{- end }}
   securityContext:
     privileged: true
   {{- if $d.prewarm.enabled }}
   lifecycle:
-    # Load the baked-in image archives as soon as dockerd answers; the container counts as started
+    # Images baked as a data root for this driver are there when dockerd answers (dind-start.sh);
+    # otherwise load the baked archives as soon as dockerd answers. The container counts as started
     # (and, as a native sidecar, lets jnlp start) only once this hook has finished.
     postStart:
       exec:
         command:
           - /bin/sh
           - -c
-          - 'n=0; until docker version >/dev/null 2>&1; do n=$((n+1)); [ "$n" -lt 600 ] || exit 1; sleep 0.1; done; for f in /opt/jda-prewarm/*.tar; do [ -e "$f" ] || continue; docker load -q -i "$f" || exit 1; done'
+          - 'test -d /var/lib/jda-prewarm/data-root/$JDA_STORAGE_DRIVER && exit 0; n=0; until docker version >/dev/null 2>&1; do n=$((n+1)); [ "$n" -lt 600 ] || exit 1; sleep 0.1; done; for f in /opt/jda-prewarm/*.tar; do [ -e "$f" ] || continue; docker load -q -i "$f" || exit 1; done'
   {{- end }}
   {{- if .native }}
   startupProbe:

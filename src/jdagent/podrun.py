@@ -223,7 +223,9 @@ class PodRunner:
                 host = self.client.volumes.get(volume).attrs["Mountpoint"]
                 mounts.append(Mount(m["mountPath"], f"{host}/{m['subPath']}", type="bind", read_only=read_only))
             else:
-                mounts.append(Mount(m["mountPath"], volume, type="volume", read_only=read_only))
+                # no_copy: Kubernetes never fills a volume from the image (Docker would copy the image's
+                # directory, and its owner and mode, into an empty volume)
+                mounts.append(Mount(m["mountPath"], volume, type="volume", read_only=read_only, no_copy=True))
         return mounts
 
     # --- containers ------------------------------------------------------------------------

@@ -4,8 +4,11 @@ over a loopback-published port and by pods at the container's own address."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import ssl
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +20,17 @@ import docker
 from docker.models.containers import Container
 
 from jdagent.podrun import dockerconfigjson, owner_labels
+from jdagent.tlsca import ServerCert
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 USER, PASSWORD = "jda", "jda-test-only"  # baked into the stand-in registry image; test-only
 MANIFEST_TYPES = ", ".join([
@@ -36,10 +50,14 @@ class Registry:
     container: Container
     host_port: int
     address: str  # host:port as a pod sees it
+    tls: ServerCert | None = None
 
     @property
     def local_url(self) -> str:
-        return f"http://127.0.0.1:{self.host_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.host_port}"
+
+    def _context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cadata=self.tls.ca_pem.decode()) if self.tls else None
 
     def dockerconfigjson(self) -> bytes:
         return dockerconfigjson(self.address, USER, PASSWORD)
@@ -49,7 +67,7 @@ class Registry:
         req.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
         req.add_header("Accept", MANIFEST_TYPES)
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=self._context()) as resp:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
@@ -114,22 +132,31 @@ def seed(client: docker.DockerClient, reg: Registry, image: str, repository: str
     return f"{reg.address}/{repository}:{tag}"
 
 
-def start(client: docker.DockerClient, image: str, run_id: str = "registry", auth: bool = True) -> Registry:
+def start(client: docker.DockerClient, image: str, run_id: str = "registry", auth: bool = True,
+          tls: ServerCert | None = None) -> Registry:
     """Start the registry image, published on 127.0.0.1 only, and wait until it answers.
-    auth=False serves without credentials (a source that fresh dockerds pull base images from)."""
+    auth=False serves without credentials (a source that fresh dockerds pull base images from);
+    tls serves HTTPS with that certificate (a pod trusts it only when given its CA)."""
     config = "config.yml" if auth else "config-open.yml"
-    container = client.containers.run(
+    environment = {}
+    if tls is not None:
+        environment = {"REGISTRY_HTTP_TLS_CERTIFICATE": "/etc/docker/registry/tls/cert.pem",
+                       "REGISTRY_HTTP_TLS_KEY": "/etc/docker/registry/tls/key.pem"}
+    container = client.containers.create(
         image, command=["/usr/bin/docker-registry", "serve", f"/etc/docker/registry/{config}"],
-        detach=True, labels=owner_labels(run_id), ports={"5000/tcp": ("127.0.0.1", None)},
-        name=f"jda-registry-{run_id}-{'auth' if auth else 'open'}-{uuid.uuid4().hex[:6]}",
+        labels=owner_labels(run_id), ports={"5000/tcp": ("127.0.0.1", None)}, environment=environment,
+        name=f"jda-registry-{run_id}-{'auth' if auth else 'open'}{'-tls' if tls else ''}-{uuid.uuid4().hex[:6]}",
     )
+    if tls is not None:
+        container.put_archive("/etc/docker/registry", _tar({"tls/cert.pem": tls.cert_pem, "tls/key.pem": tls.key_pem}))
+    container.start()
     deadline = time.monotonic() + 30
     while True:
         container.reload()
         ports = container.attrs["NetworkSettings"]["Ports"].get("5000/tcp")
         if ports:
             registry = Registry(container, int(ports[0]["HostPort"]),
-                                f"{container.attrs['NetworkSettings']['IPAddress']}:5000")
+                                f"{container.attrs['NetworkSettings']['IPAddress']}:5000", tls=tls)
             try:
                 status, _, _ = registry.request("/v2/")
                 if status in (200, 401):

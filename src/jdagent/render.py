@@ -34,11 +34,13 @@ def render(
     kube_version: str | None = None,
     helm: str | Path | None = "4",
     cache: bool = True,
+    api_versions: Iterable[str] = (),
 ) -> Manifest:
     """Render a chart and return its parsed objects.
 
     values: values files; overrides: a nested mapping merged last (like another -f file);
-    helm: a major ("3"/"4") or the path of a helm binary; cache=False renders afresh.
+    helm: a major ("3"/"4") or the path of a helm binary; cache=False renders afresh;
+    api_versions: what the cluster serves beyond the built-ins ("group/version/Kind"), as --api-versions.
     """
     if values is None:
         files: tuple[str, ...] = ()
@@ -49,7 +51,7 @@ def render(
     fn = _render_cached if cache else _render_cached.__wrapped__
     return fn(
         str(chart), files, json.dumps(overrides or {}, sort_keys=True), release, namespace,
-        kube_version or "", str(helm),
+        kube_version or "", str(helm), tuple(sorted(api_versions)),
     )
 
 
@@ -60,22 +62,25 @@ def helm_binary(helm: str | Path | None) -> str:
 
 
 def template_command(
-    chart: str, files: tuple[str, ...], release: str, namespace: str, kube_version: str, helm: str
+    chart: str, files: tuple[str, ...], release: str, namespace: str, kube_version: str, helm: str,
+    api_versions: tuple[str, ...] = (),
 ) -> list[str]:
     cmd = [helm_binary(helm), "template", release, chart, "--namespace", namespace]
     for f in files:
         cmd += ["-f", f]
     if kube_version:
         cmd += ["--kube-version", kube_version]
+    for api in api_versions:
+        cmd += ["--api-versions", api]
     return cmd
 
 
 @functools.lru_cache(maxsize=512)
 def _render_cached(
     chart: str, files: tuple[str, ...], overrides_json: str, release: str, namespace: str,
-    kube_version: str, helm: str,
+    kube_version: str, helm: str, api_versions: tuple[str, ...] = (),
 ) -> Manifest:
-    cmd = template_command(chart, files, release, namespace, kube_version, helm)
+    cmd = template_command(chart, files, release, namespace, kube_version, helm, api_versions)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="jda-overrides-") as extra:
         if overrides_json != "{}":
             # JSON is YAML that quotes every string: a tag like "733e821" stays a string for helm's parser

@@ -40,11 +40,14 @@ ROOTS: dict[str, dict[str, Any]] = {
     "unclassified": {"category": "jenkins.model.GlobalConfiguration", "plugin": JCASC,
                      "path": "plugin/src/main/java/io/jenkins/plugins/casc/impl/configurators/"
                              "GlobalConfigurationCategoryConfigurator.java"},
+    "credentials": {"class": "com.cloudbees.plugins.credentials.GlobalCredentialsConfiguration",
+                    "plugin": "credentials",
+                    "path": "src/main/java/com/cloudbees/plugins/credentials/casc/CredentialsRootConfigurator.java"},
     "jobs": {"list_of": "javaposse.jobdsl.plugin.casc.ScriptSource", "plugin": "job-dsl",
              "path": "job-dsl-plugin/src/main/java/javaposse/jobdsl/plugin/casc/SeedJobConfigurator.java"},
 }
 
-_CONFIGURATOR = re.compile(r"class\s+\w+\s+extends\s+(?:BaseConfigurator|DataBoundConfigurator)<([\w.]+)>")
+_CONFIGURATOR_DECL = re.compile(r"class\s+(?P<name>\w+)(?:<[^>]*>)?\s+extends\s+(?P<super>\w+)<(?P<target>[\w.]+)>")
 _EXTRA = re.compile(r"new\s+(Multivalued)?Attribute<[^>]*>\s*\(\s*\"(\w+)\"\s*,\s*([\w.]+)\.class")
 _EXCLUSION = re.compile(r"exclusions\(\)\s*\{[^}]*?singleton\(\s*\"(\w+)\"")
 
@@ -191,6 +194,12 @@ class SourceClasses:
         chain = casc.ancestors(self, name)
         if CONFIGURABLE in chain:
             facts["configurable"] = True
+        # Stapler.lookupConverter finds a nested StaplerConverterImpl; JCasC then configures the class
+        # from a scalar (DefaultConfiguratorRegistry -> PrimitiveConfigurator).
+        if any(n.rsplit("$", 1)[-1] == "StaplerConverterImpl" and any(i.split("<")[0].endswith("Converter")
+               for i in c.implements) for n, c in jc.nested.items()):
+            facts["configurable"] = True
+            facts["converter"] = "StaplerConverterImpl"
         if jc.own_symbols and "hudson.model.Descriptor" in chain:  # a GlobalConfiguration is its own descriptor
             facts["symbols"] = [*jc.own_symbols, *jc.symbols]
         return facts
@@ -239,31 +248,49 @@ def _split_args(text: str) -> list[str]:
 
 
 def configurator_extras(src: GitSources, sc: SourceClasses, repo: str, tag: str) -> None:
-    """Attributes JCasC's own configurators add to a target class (and exclusions), merged into its facts."""
+    """Attributes JCasC's own configurators add to a target class (and exclusions), merged into its facts.
+    A configurator may inherit them from a generic configurator of the same repository
+    (`class GlobalX extends XConfigurator<Target>` with `abstract class XConfigurator<T> extends
+    BaseConfigurator<T>` declaring the attributes)."""
+    found: dict[str, dict[str, Any]] = {}
     for path in src.files(repo, tag):
         if not path.endswith("Configurator.java") or "src/main/java" not in path:
             continue
         text = strip(src.show(repo, tag, path))
-        match = _CONFIGURATOR.search(text)
-        extras = _EXTRA.findall(text)
-        if not match or not (extras or "exclusions()" in text):
+        decl = _CONFIGURATOR_DECL.search(text)
+        if not decl:
             continue
         rel = path.split("src/main/java/", 1)[1][:-5].replace("/", ".")
-        holder = sc.java(rel)
-        if holder is None:
+        found[decl.group("name")] = {"rel": rel, "path": path, "super": decl.group("super"),
+                                     "target": decl.group("target"), "extras": _EXTRA.findall(text),
+                                     "exclusion": _EXCLUSION.search(text), "text": text}
+    for info in found.values():
+        chain, cur = [info], info
+        while cur["super"] not in ("BaseConfigurator", "DataBoundConfigurator") and cur["super"] in found:
+            cur = found[cur["super"]]
+            chain.append(cur)
+        if chain[-1]["super"] not in ("BaseConfigurator", "DataBoundConfigurator"):
             continue
-        target = sc.resolve(match.group(1), holder, rel)
+        extras = [e for c in chain for e in c["extras"]]
+        exclusion = next((c["exclusion"] for c in chain if c["exclusion"]), None)
+        if not (extras or any("exclusions()" in c["text"] for c in chain)):
+            continue
+        holder = sc.java(info["rel"])
+        if holder is None or not re.fullmatch(r"[\w.]+", info["target"]) or len(info["target"]) == 1:
+            continue  # a type variable: only its concrete subclasses configure something
+        target = sc.resolve(info["target"], holder, info["rel"])
         facts = sc.get(target)
         if facts is None:
             continue
         for multi, name, type_ in extras:
-            resolved = sc.resolve(type_, holder, rel)
+            owner = next(c for c in chain if (multi, name, type_) in c["extras"])
+            owner_java = sc.java(owner["rel"]) or holder
+            resolved = sc.resolve(type_, owner_java, owner["rel"])
             sc.get(resolved)
             facts.setdefault("extras", {})[name] = f"List<{resolved}>" if multi else resolved
-        excl = _EXCLUSION.search(text)
-        if excl:
-            facts["exclusions"] = [excl.group(1)]
-        facts.setdefault("configured_by", []).append({"repo": repo, "tag": tag, "path": path})
+        if exclusion:
+            facts["exclusions"] = [exclusion.group(1)]
+        facts.setdefault("configured_by", []).extend({"repo": repo, "tag": tag, "path": c["path"]} for c in chain)
 
 
 def rendered_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -298,9 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     plugin_sources = {n: f["source"] for n, f in facts["plugins"].items()}
     pins += sorted({(s["repo"], s["tag"]) for s in plugin_sources.values()})
     sc = SourceClasses.build(src, pins)
-    for name in (JCASC, "job-dsl", "credentials"):
-        if name in plugin_sources:
-            configurator_extras(src, sc, plugin_sources[name]["repo"], plugin_sources[name]["tag"])
+    for repo, tag in sorted({(s["repo"], s["tag"]) for s in plugin_sources.values()}):
+        configurator_extras(src, sc, repo, tag)
     roots: dict[str, dict[str, Any]] = {}
     for key, root in ROOTS.items():
         s = plugin_sources[root["plugin"]]

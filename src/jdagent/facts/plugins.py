@@ -56,10 +56,12 @@ PARENT_REPOS: dict[tuple[str, str], str] = {
     ("org.jvnet.hudson.plugins", "analysis-pom"): "jenkinsci/analysis-pom-plugin",
 }
 
-# Roots per set: "base" is what the chart always installs; the others are added by a value.
+# Roots per set: "base" is what the chart always installs; "prometheus" is added by a value; "oidc" is not
+# installed by the chart: it records tested pins for controller.additionalPlugins (ci/team-values.yaml).
 SETS: dict[str, list[str]] = {
     "base": ["kubernetes", "workflow-aggregator", "configuration-as-code", "git", "job-dsl"],
     "prometheus": ["prometheus"],
+    "oidc": ["oic-auth", "matrix-auth"],
 }
 
 

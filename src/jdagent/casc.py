@@ -271,6 +271,37 @@ def check(doc: Mapping[str, Any], facts: Facts | None = None) -> list[Problem]:
 
 def documents(manifest: Any) -> list[tuple[str, dict[str, Any]]]:
     """(file name, document) of every JCasC file the controller reads: the *.yaml entries of the
-    controller's config ConfigMap."""
-    cm = manifest.get("ConfigMap", suffix="-config")
-    return [(k, yaml.safe_load(v)) for k, v in sorted(cm["data"].items()) if k.endswith(".yaml")]
+    controller's JCasC directory (the -casc ConfigMap), in the order JCasC reads them (sorted)."""
+    cm = manifest.get("ConfigMap", suffix="-casc")
+    return [(k, yaml.safe_load(v)) for k, v in sorted(cm["data"].items()) if k.endswith((".yaml", ".yml"))]
+
+
+class MergeConflict(ValueError):
+    """Two JCasC documents set the same scalar, or the same key with different node kinds."""
+
+
+def merge(docs: list[tuple[str, Any]]) -> Any:
+    """The documents merged as JCasC's default strategy (errorOnConflict) does: sequences concatenated,
+    mappings merged key by key, the same scalar set twice (or a key set as two kinds) a conflict."""
+    def kind(node: Any) -> str:
+        return "sequence" if isinstance(node, list) else "mapping" if isinstance(node, Mapping) else "scalar"
+
+    def into(root: Any, node: Any, source: str, path: str) -> Any:
+        if kind(root) != kind(node):
+            raise MergeConflict(f"{source}: {path or '<root>'} is a {kind(node)} here, a {kind(root)} before")
+        if isinstance(root, list):
+            return [*root, *node]
+        if isinstance(root, Mapping):
+            out = dict(root)
+            for key, value in node.items():
+                out[key] = into(out[key], value, source, f"{path}.{key}" if path else str(key)) \
+                    if key in out else value
+            return out
+        raise MergeConflict(f"{source}: {path} is set again (JCasC: Found conflicting configuration)")
+
+    merged: Any = None
+    for name, doc in docs:
+        if doc is None:
+            continue
+        merged = doc if merged is None else into(merged, doc, name, "")
+    return merged

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from jdagent import k8splugin
+
 Obj = dict[str, Any]
 
 
@@ -47,10 +49,14 @@ class Manifest:
             raise ManifestError(f"expected one {kind} (name={name}, suffix={suffix}), found {len(found)} among {names}")
         return found[0]
 
+    def jcasc_files(self) -> dict[str, str]:
+        """file name -> text of every file in the JCasC directory (the controller's -casc ConfigMap)."""
+        data: dict[str, str] = self.get("ConfigMap", suffix="-casc")["data"]
+        return data
+
     def jcasc(self) -> Obj:
-        """The parsed JCasC document (jenkins.yaml in the controller ConfigMap)."""
-        cm = self.get("ConfigMap", suffix="-config")
-        return yaml.safe_load(cm["data"]["jenkins.yaml"])
+        """The chart's own JCasC document (jenkins.yaml in the JCasC directory)."""
+        return yaml.safe_load(self.jcasc_files()["jenkins.yaml"])
 
     def kubernetes_cloud(self) -> Obj:
         clouds = self.jcasc()["jenkins"]["clouds"]
@@ -59,15 +65,22 @@ class Manifest:
             raise ManifestError(f"expected one kubernetes cloud in JCasC, found {len(kube)}")
         return kube[0]
 
-    def pod_template(self) -> Obj:
+    def pod_template(self, name: str | None = None) -> Obj:
+        """The chart's dind pod template (the first), or the template called `name`."""
         templates = self.kubernetes_cloud()["templates"]
-        if len(templates) != 1:
-            raise ManifestError(f"expected one pod template, found {len(templates)}")
-        return templates[0]
+        if name is None:
+            return templates[0]
+        found = [t for t in templates if t["name"] == name]
+        if len(found) != 1:
+            raise ManifestError(f"expected one pod template {name!r}, found {[t['name'] for t in templates]}")
+        return found[0]
 
-    def agent_pod(self) -> Obj:
-        """The agent Pod as the Kubernetes plugin receives it (parsed from the template's yaml:)."""
-        return yaml.safe_load(self.pod_template()["yaml"])
+    def agent_pod(self, template: str | None = None) -> Obj:
+        """The agent Pod of a template as the Kubernetes plugin builds it from the JCasC yaml: the chart's
+        dind template, or an extra template (with inheritFrom merged as the plugin merges it)."""
+        if template is None:
+            return yaml.safe_load(self.pod_template()["yaml"])
+        return k8splugin.effective_pod(self.kubernetes_cloud()["templates"], template, yaml.safe_load)
 
     def test_pod(self) -> Obj:
         pods = [p for p in self.all("Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
@@ -76,13 +89,14 @@ class Manifest:
         return pods[0]
 
     def workloads(self) -> Iterator[tuple[Obj, Obj]]:
-        """(object, pod spec) for every rendered pod spec, the JCasC agent pod included."""
+        """(object, pod spec) for every rendered pod spec, every JCasC agent pod template included."""
         for o in self.objects:
             spec = pod_spec_of(o)
             if spec is not None:
                 yield o, spec
-        agent = self.agent_pod()
-        yield agent, agent["spec"]
+        for template in self.kubernetes_cloud()["templates"]:
+            agent = self.agent_pod(template["name"])
+            yield agent, agent["spec"]
 
 
 def pod_spec_of(obj: Obj) -> Obj | None:

@@ -79,10 +79,23 @@ class Registry:
             raise LookupError(f"{repository}@{reference}: HTTP {status} {body[:200]!r}")
         return headers.get("Docker-Content-Digest", ""), json.loads(body)
 
+    def _settled_log(self, quiet_s: float = 0.5, deadline_s: float = 10) -> str:
+        """The container's log once it stopped growing: Docker copies a running container's output to
+        its log asynchronously, so a request served a moment ago may not be in it yet."""
+        text = self.container.logs().decode(errors="replace")
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            again = self.container.logs().decode(errors="replace")
+            if again == text:
+                break
+            text = again
+        return text
+
     def served(self) -> list[tuple[str, str, int]]:
         """(method, path, status) of every request in the registry's access log."""
         out = []
-        for line in self.container.logs().decode(errors="replace").splitlines():
+        for line in self._settled_log().splitlines():
             match = ACCESS.search(line)
             if match:
                 out.append((match["method"], match["path"], int(match["status"])))

@@ -4,6 +4,8 @@ from the jnlp container, pushes reach a real registry, and dockerd is reachable 
 from __future__ import annotations
 
 import copy
+import io
+import tarfile
 import threading
 import time
 
@@ -109,8 +111,19 @@ def test_port_2375_is_unreachable_from_another_network_namespace(docker_client, 
         probe = (f"for target in {auth_registry.address} {pod_ip}:2375; do host=${{target%:*}}; port=${{target#*:}}; "
                  "if timeout 3 bash -c \"exec 3<>/dev/tcp/$host/$port\" 2>/dev/null; then echo \"$target open\"; "
                  "else echo \"$target closed\"; fi; done")
-        out = docker_client.containers.run(standins["dind"], entrypoint=["bash", "-c", probe], remove=True,
-                                           labels=pod.labels()).decode()
+        # the answers go to a file read back with get_archive: a finished container's log stream can
+        # still be incomplete when read right after it exits
+        prober = docker_client.containers.run(standins["dind"], entrypoint=["bash", "-c", f"({probe}) > /tmp/out"],
+                                              detach=True, labels=pod.labels())
+        try:
+            assert prober.wait(timeout=60)["StatusCode"] == 0
+            stream, _ = prober.get_archive("/tmp/out")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.extractfile("out")
+                assert member is not None
+                out = member.read().decode()
+        finally:
+            prober.remove(force=True)
         assert f"{auth_registry.address} open" in out, "control: the other namespace reaches containers"
         assert f"{pod_ip}:2375 closed" in out
 

@@ -5,7 +5,9 @@ case the images are there when the agent starts and the first build pulls nothin
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import time
 
 import pytest
@@ -72,9 +74,21 @@ def test_overlay2_agent_binds_the_baked_layers_into_the_emptydir(docker_client, 
         first_build_pulls_nothing(pod, busybox, busybox)
 
 
+def image_file(docker_client, image: str, path: str) -> bytes:
+    """A file of an image, read from a created (never started) container: no log-stream race."""
+    holder = docker_client.containers.create(image, entrypoint=["true"])
+    try:
+        stream, _ = holder.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            assert member is not None
+            return member.read()
+    finally:
+        holder.remove(force=True)
+
+
 def test_whiteouts_keep_archives_for_overlay2_only(docker_client, standins, prewarmed_whiteouts, whiteout_image):
-    manifest = json.loads(docker_client.containers.run(prewarmed_whiteouts, entrypoint=["cat"],
-                                                       command=["/opt/jda-prewarm/manifest.json"], remove=True))
+    manifest = json.loads(image_file(docker_client, prewarmed_whiteouts, "/opt/jda-prewarm/manifest.json"))
     assert manifest["drivers"] == {"vfs": "data-root", "overlay2": "archives"}
     assert any(w.endswith(".wh.wc") for w in manifest["whiteouts"]), manifest["whiteouts"]
     with prewarmed_pod(docker_client, standins, prewarmed_whiteouts, whiteout_image, "overlay2") as pod:

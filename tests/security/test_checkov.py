@@ -24,7 +24,8 @@ ACCEPTED = {
             "CKV_K8S_43": PINNED, "CKV_K8S_15": PINNED, "CKV_K8S_40": UID,
             "CKV_K8S_8": "build pods are batch work", "CKV_K8S_9": "build pods receive no traffic"},
     "StatefulSet": {"CKV_K8S_38": "Kubernetes plugin uses this token", "CKV_K8S_43": PINNED,
-                    "CKV_K8S_15": PINNED, "CKV_K8S_40": UID},
+                    "CKV_K8S_15": PINNED, "CKV_K8S_40": UID,
+                    "CKV_K8S_35": "reads it only from CASC_RELOAD_TOKEN or a system property"},
     "Deployment": {"CKV_K8S_40": "uid 1000 owns the cache volume",
                    "CKV_K8S_35": "upstream credentials only from its config or REGISTRY_PROXY_* variables"},
 }
@@ -41,10 +42,11 @@ def report(tmp_path_factory) -> list[dict]:
         folder = root / values.name.removesuffix("-values.yaml")
         folder.mkdir()
         (folder / "chart.yaml").write_text(manifest.text)
-        agent = manifest.agent_pod()
-        agent["metadata"]["namespace"] = manifest.pod_template()["namespace"]  # as the plugin creates it
-        agent["metadata"]["name"] = "agent-pod"
-        (folder / "agent-pod.yaml").write_text(yaml.safe_dump(agent))
+        for template in manifest.kubernetes_cloud()["templates"]:  # every template's pod, as the plugin builds it
+            agent = manifest.agent_pod(template["name"])
+            agent["metadata"]["namespace"] = template["namespace"]
+            agent["metadata"]["name"] = f"agent-pod-{template['name']}"
+            (folder / f"agent-pod-{template['name']}.yaml").write_text(yaml.safe_dump(agent))
     proc = subprocess.run(
         [checkov, "-d", str(root), "--framework", "kubernetes", "-o", "json", "--skip-download"],
         capture_output=True, text=True, timeout=600,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import pytest
 
 from jdagent.manifest import container, env_of, is_native_sidecar, mounts_of, volume
+from jdagent.paths import CHART_DIR
 from jdagent.render import render
 from tests.conftest import CI_VALUES, ci_ids
 
@@ -64,7 +66,8 @@ def test_graph_driver_is_not_replaced_by_the_containerd_image_store():
 @pytest.mark.parametrize("values", CI_VALUES, ids=ci_ids(CI_VALUES))
 def test_no_wildcard_listen_address_anywhere(values):
     manifest = render(values=values)
-    assert "0.0.0.0" not in manifest.text
+    # 0.0.0.0 as an address (10.0.0.0/8 in a NO_PROXY list is not one)
+    assert not re.search(r"(?<![0-9.])0\.0\.0\.0(?![0-9.])", manifest.text)
     for c in [container(manifest.agent_pod()["spec"], "dind"), container(manifest.test_pod()["spec"], "dind")]:
         hosts = [a for a in c["args"] if a.startswith(("--host", "-H"))]
         assert hosts == ["--host=tcp://127.0.0.1:2375", "--host=unix:///var/run/docker.sock"]
@@ -96,14 +99,16 @@ def test_jnlp_uses_the_pod_dockerd_and_is_locked_down():
 
 
 def test_jnlp_gets_the_docker_cli_from_the_dind_image():
-    spec = agent_spec()
+    manifest = render()
+    spec = manifest.agent_pod()["spec"]
     setup = container(spec, "docker-setup")
     dind = container(spec, "dind")
     jnlp = container(spec, "jnlp")
     assert setup["image"] == dind["image"], "the CLI must come from the same Docker release as dockerd"
-    script = setup["command"][-1]
-    assert "cp -L /usr/local/bin/docker /cli/bin/docker" in script
-    assert "/usr/local/libexec/docker/cli-plugins/" in script
+    assert setup["command"] == ["/bin/sh", "/jda-dind/docker-setup.sh"]
+    scripts = volume(spec, mounts_of(setup)["/jda-dind"]["name"])["configMap"]["name"]
+    assert manifest.get("ConfigMap", name=scripts)["data"]["docker-setup.sh"] == \
+        (CHART_DIR / "files" / "docker-setup.sh").read_text()
     cli_mount = mounts_of(setup)["/cli"]["name"]
     jnlp_mount = mounts_of(jnlp)["/usr/local/lib/docker"]
     assert jnlp_mount["name"] == cli_mount and jnlp_mount["readOnly"] is True
@@ -174,7 +179,7 @@ def test_no_service_account_token_unless_enabled():
     assert agent_spec(overrides={"agent": {"automountServiceAccountToken": True}})["automountServiceAccountToken"]
 
 
-def test_registry_secret_is_mounted_only_into_jnlp():
+def test_registry_secret_reaches_only_docker_setup_and_a_writable_in_memory_docker_config():
     manifest = render(values=[p for p in CI_VALUES if p.name == "push-values.yaml"])
     spec = manifest.agent_pod()["spec"]
     auth = volume(spec, "registry-auth")
@@ -182,9 +187,13 @@ def test_registry_secret_is_mounted_only_into_jnlp():
     assert auth["secret"]["items"] == [{"key": ".dockerconfigjson", "path": "config.json"}]
     users = [c["name"] for c in [*spec["initContainers"], *spec["containers"]]
              if any(m["name"] == "registry-auth" for m in c.get("volumeMounts", []))]
-    assert users == ["jnlp"]
-    mount = mounts_of(container(spec, "jnlp"))["/home/jenkins/.docker/config.json"]
-    assert mount["readOnly"] is True and mount["subPath"] == "config.json"
+    assert users == ["docker-setup"]
+    assert mounts_of(container(spec, "docker-setup"))["/run/jda/registry-auth"]["readOnly"] is True
+    # docker-setup writes config.json into ~/.docker of jnlp: writable (docker login), in memory
+    config = mounts_of(container(spec, "jnlp"))["/home/jenkins/.docker"]
+    assert not config.get("readOnly") and "subPath" not in config
+    assert mounts_of(container(spec, "docker-setup"))["/docker-config"]["name"] == config["name"]
+    assert volume(spec, config["name"])["emptyDir"]["medium"] == "Memory"
 
 
 def test_helm_test_pod_is_the_agent_pod_spec():

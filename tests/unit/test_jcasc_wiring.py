@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from jdagent.manifest import container, env_of
+from jdagent.manifest import container, env_of, mounts_of, volume
 from jdagent.render import render
 from tests.conftest import CI_VALUES, ci_ids
 
@@ -114,35 +114,42 @@ def test_example_job_can_be_disabled():
     assert "jobs" not in render(overrides={"exampleJob": {"enabled": False}}).jcasc()
 
 
-def admin_secret_volume(manifest):
+def secrets_volume(manifest):
+    """(jenkins env, its $SECRETS mount, the volume behind it)."""
     spec = manifest.get("StatefulSet")["spec"]["template"]["spec"]
     jenkins = container(spec, "jenkins")
-    mount = next(m for m in jenkins["volumeMounts"] if m["name"] == "admin-secret")
-    vol = next(v for v in spec["volumes"] if v["name"] == "admin-secret")
-    return env_of(jenkins), mount, vol
+    env = env_of(jenkins)
+    mount = mounts_of(jenkins)[env["SECRETS"]]
+    return env, mount, volume(spec, mount["name"])
+
+
+def secret_sources(vol):
+    """Secret name -> {key: path} of a projected $SECRETS volume."""
+    return {s["secret"]["name"]: {i["key"]: i["path"] for i in s["secret"]["items"]}
+            for s in vol["projected"]["sources"]}
 
 
 def test_admin_credentials_reach_jcasc_only_through_secret_files():
     manifest = render()
     users = manifest.jcasc()["jenkins"]["securityRealm"]["local"]["users"]
     assert users == [{"id": "${jda-admin-user}", "password": "${jda-admin-password}"}]
-    env, mount, vol = admin_secret_volume(manifest)
-    assert env["SECRETS"] == mount["mountPath"] and mount["readOnly"] is True
+    env, mount, vol = secrets_volume(manifest)
+    assert mount["readOnly"] is True
     assert not any(isinstance(v, dict) and "secretKeyRef" in v for v in env.values()), "no secrets in env"
     secret = manifest.get("Secret")
-    assert vol["secret"]["secretName"] == secret["metadata"]["name"]
-    paths = {i["key"]: i["path"] for i in vol["secret"]["items"]}
-    assert paths == {"jenkins-admin-user": "jda-admin-user", "jenkins-admin-password": "jda-admin-password"}
-    assert set(paths) <= set(secret["data"])
+    assert vol["projected"]["defaultMode"] == 0o400
+    sources = secret_sources(vol)
+    assert sources == {secret["metadata"]["name"]: {"jenkins-admin-user": "jda-admin-user",
+                                                     "jenkins-admin-password": "jda-admin-password"}}
+    assert set(sources[secret["metadata"]["name"]]) <= set(secret["data"])
 
 
 def test_existing_admin_secret_renders_no_secret():
     manifest = render(overrides={"controller": {"admin": {"existingSecret": "jenkins-admin",
                                                           "passwordKey": "password"}}})
     assert not manifest.all("Secret")
-    _, _, vol = admin_secret_volume(manifest)
-    assert vol["secret"]["secretName"] == "jenkins-admin"
-    assert {"key": "password", "path": "jda-admin-password"} in vol["secret"]["items"]
+    _, _, vol = secrets_volume(manifest)
+    assert secret_sources(vol)["jenkins-admin"]["password"] == "jda-admin-password"
 
 
 def test_controller_persistence_modes():

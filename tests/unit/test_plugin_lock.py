@@ -12,7 +12,7 @@ import yaml
 
 from jdagent import pluginlock
 from jdagent.manifest import container
-from jdagent.paths import REPO_ROOT
+from jdagent.paths import CHART_DIR, REPO_ROOT
 from jdagent.render import RenderError, render
 from tests.conftest import RENDER_CASES, ci_ids
 
@@ -32,7 +32,8 @@ def base():
     return dict(LOCK["sets"]["base"])
 
 
-@pytest.mark.parametrize("sets", [("base",), ("base", "prometheus")], ids=["base", "base+prometheus"])
+@pytest.mark.parametrize("sets", [("base",), ("base", "prometheus"), ("base", "oidc"), ("base", "prometheus", "oidc")],
+                         ids=["base", "base+prometheus", "base+oidc", "all"])
 def test_every_set_is_closed_and_fits_the_core(sets):
     install = {k: v for s in sets for k, v in LOCK["sets"][s].items()}
     assert problems(install) == []
@@ -173,13 +174,25 @@ def test_cli_check_of_a_values_file(tmp_path):
     assert run(str(malformed)).returncode == 2
 
 
+def test_the_team_case_installs_the_locks_oidc_set_with_facts():
+    """ci/team-values.yaml adds the lock's tested "oidc" pins; moving the lock must move the example too."""
+    values = yaml.safe_load((CHART_DIR / "ci" / "team-values.yaml").read_text())
+    extra = pluginlock.parse_plugins(values["controller"]["additionalPlugins"])
+    assert extra == LOCK["sets"]["oidc"]
+    assert set(LOCK["roots"]["oidc"]) <= set(extra)
+    result = subprocess.run([sys.executable, "-m", "jdagent.pluginlock", "check", "-f",
+                             str(CHART_DIR / "ci" / "team-values.yaml")], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and "note:" not in result.stdout, result.stdout + result.stderr
+
+
 def test_init_container_runs_the_installer_with_a_closed_list():
     manifest = render()
     spec = manifest.get("StatefulSet")["spec"]["template"]["spec"]
     init = container(spec, "install-plugins")
     assert init["command"] == ["/bin/sh", "/var/jenkins_config/install-plugins.sh"]
     env = {e["name"]: e["value"] for e in init["env"]}
-    assert env == {"PLUGINS_TXT": "/var/jenkins_config/plugins.txt", "PLUGIN_DIR": "/var/jenkins_home/plugins"}
+    assert env == {"PLUGINS_TXT": "/var/jenkins_config/plugins.txt", "PLUGIN_DIR": "/var/jenkins_home/plugins",
+                   "JAVA_OPTS": "-XX:MaxRAMPercentage=75"}, "jenkins-plugin-cli.sh hands JAVA_OPTS to its JVM"
     mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
     assert mounts["/var/jenkins_home"] == "jenkins-home" and mounts["/var/jenkins_config"] == "config"
     cm = manifest.get("ConfigMap", suffix="-config")["data"]

@@ -68,7 +68,7 @@ def test_no_secret_material_in_configmaps(manifest):
                 assert value not in text, f"{cm['metadata']['name']}/{key} holds a Secret value"
             assert "PRIVATE KEY" not in text
             assert '"auths"' not in text, "docker credentials belong in a dockerconfigjson Secret"
-            for m in re.finditer(r"(?i)password\s*[:=]\s*['\"]?([^'\"\s]+)", text):
+            for m in re.finditer(r"(?i)password\s*[:=][ \t]*['\"]?([^'\"\s]+)", text):
                 assert m.group(1).startswith("${"), f"{cm['metadata']['name']}/{key}: inline password"
 
 

@@ -1,14 +1,17 @@
 {{/*
-THE agent pod spec. One template, three users:
-  - the JCasC pod template embeds it through `yaml:` (mode "agent"),
+THE agent pod spec. One template, four users:
+  - the JCasC pod template embeds it through `yaml:` (mode "agent"); agent.extraTemplates with dind
+    inherit it (inheritFrom) and add their containers (jda.extraTemplateSpec),
   - the `helm test` pod includes it (mode "test"),
+  - agent.extraTemplates with `dind: false` embed it without dockerd (mode "plain", with "template"),
   - the local Docker runner reads it back from the rendered JCasC.
-Call with (dict "root" $ "mode" "agent"|"test").
+Call with (dict "root" $ "mode" "agent"|"test"|"plain" ["template" $t]).
 
-Container layout:
-  initContainers: docker-setup (copies the dind image's static docker CLI and plugins into a
-                  shared volume for jnlp, writes dockerd's daemon.json), then on Kubernetes >= 1.29
-                  dind as a native sidecar (restartPolicy Always + startupProbe on `docker info`)
+Container layout (modes agent and test):
+  initContainers: docker-setup (files/docker-setup.sh: the dind image's static docker CLI and plugins
+                  for jnlp, dockerd's daemon.json, the CLI's config.json with registry credentials and
+                  proxies, the CA bundle), then on Kubernetes >= 1.29 dind as a native sidecar
+                  (restartPolicy Always + startupProbe on `docker version`)
   containers:     jnlp (Docker CLI, DOCKER_HOST=tcp://localhost:2375), and on older clusters dind
                   as a regular container with the agent polling for dockerd first.
 */}}
@@ -39,19 +42,90 @@ only adds its own --host=tcp://0.0.0.0:2375 when the first argument is a flag. *
 {{- range $d.insecureRegistries }}
 - --insecure-registry={{ . }}
 {{- end }}
+{{- with .Values.agent.proxy.httpProxy }}
+- --http-proxy={{ . }}
+{{- end }}
+{{- with .Values.agent.proxy.httpsProxy }}
+- --https-proxy={{ . }}
+{{- end }}
+{{- if include "jda.agentProxy" . }}
+- --no-proxy={{ include "jda.noProxy" . }}
+{{- end }}
 {{- range $d.extraArgs }}
 - {{ . | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* daemon.json written by docker-setup. A configured graph driver must not be silently
-replaced by the containerd image store (the default of fresh Docker 29+ daemons). */}}
+{{/* daemon.json written by docker-setup: agent.dind.daemonConfig plus what the chart owns. A configured
+graph driver must not be silently replaced by the containerd image store (the default of fresh Docker
+29+ daemons). _validate.tpl refuses keys the chart owns or that a flag already sets. */}}
 {{- define "jda.dind.daemonJson" -}}
-{{- if eq .Values.agent.dind.storageDriver "auto" -}}
-{}
-{{- else -}}
-{{- dict "features" (dict "containerd-snapshotter" false) | toJson -}}
+{{- $config := deepCopy (.Values.agent.dind.daemonConfig | default dict) -}}
+{{- if ne .Values.agent.dind.storageDriver "auto" -}}
+{{- $features := get $config "features" | default dict -}}
+{{- $_ := set $features "containerd-snapshotter" false -}}
+{{- $_ := set $config "features" $features -}}
 {{- end -}}
+{{- toJson $config -}}
+{{- end -}}
+
+{{/* The docker CLI's "proxies" (config.json) for builds and `docker run`, as JSON; empty without a proxy. */}}
+{{- define "jda.dockerProxies" -}}
+{{- $p := .Values.agent.proxy -}}
+{{- if include "jda.agentProxy" . -}}
+{{- $default := dict "noProxy" (include "jda.noProxy" .) -}}
+{{- with $p.httpProxy }}{{ $_ := set $default "httpProxy" . }}{{ end -}}
+{{- with $p.httpsProxy }}{{ $_ := set $default "httpsProxy" . }}{{ end -}}
+{{- dict "default" $default | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Proxy variables of jnlp and extra containers (both spellings: remoting reads http_proxy and
+no_proxy, most tools the upper-case ones). */}}
+{{- define "jda.proxyEnv" -}}
+{{- $p := .Values.agent.proxy -}}
+{{- if include "jda.agentProxy" . -}}
+{{- range $name := list "HTTP_PROXY" "http_proxy" }}{{ with $p.httpProxy }}
+- name: {{ $name }}
+  value: {{ . | quote }}
+{{- end }}{{ end }}
+{{- range $name := list "HTTPS_PROXY" "https_proxy" }}{{ with $p.httpsProxy }}
+- name: {{ $name }}
+  value: {{ . | quote }}
+{{- end }}{{ end }}
+{{- range $name := list "NO_PROXY" "no_proxy" }}
+- name: {{ $name }}
+  value: {{ include "jda.noProxy" $ | quote }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/* Where tools in jnlp find the CA bundle docker-setup writes (system CAs plus agent.caCertificates). */}}
+{{- define "jda.caEnv" -}}
+{{- if .Values.agent.caCertificates.hosts -}}
+{{- range $name := list "SSL_CERT_FILE" "GIT_SSL_CAINFO" "CURL_CA_BUNDLE" }}
+- name: {{ $name }}
+  value: /usr/local/lib/docker/ca-bundle.crt
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/* The volume with agent.caCertificates, laid out as <host>/ca.crt (dockerd's certs.d layout). */}}
+{{- define "jda.caVolume" -}}
+{{- $ca := .Values.agent.caCertificates -}}
+- name: registry-ca
+  {{- if $ca.configMap }}
+  configMap:
+    name: {{ $ca.configMap }}
+  {{- else }}
+  secret:
+    secretName: {{ $ca.secret }}
+  {{- end }}
+    items:
+      {{- range $ca.hosts }}
+      - key: {{ .key }}
+        path: {{ .host }}/ca.crt
+      {{- end }}
 {{- end -}}
 
 {{/* The shell condition "dockerd is ready": it answers and, when prewarmed, lists every baked-in image. */}}
@@ -102,7 +176,8 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
       value: {{ $d.storageDriver | quote }}
     {{- end }}
   securityContext:
-    privileged: true
+    # only dind is privileged; false needs a runtime that isolates dockerd (agent.runtimeClassName)
+    privileged: {{ $d.privileged }}
   {{- if $d.prewarm.enabled }}
   lifecycle:
     # Images baked as a data root for this driver are there when dockerd answers (dind-start.sh);
@@ -138,20 +213,184 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
     - name: dind-start
       mountPath: /jda-dind
       readOnly: true
+    {{- if $root.Values.agent.caCertificates.hosts }}
+    - name: registry-ca
+      mountPath: /etc/docker/certs.d
+      readOnly: true
+    {{- end }}
     {{- if .watchDone }}
     - name: test-state
       mountPath: /jda-test
     {{- end }}
 {{- end -}}
 
+{{/* The jnlp container. Call with (dict "root" $ "test" bool "native" bool "docker" bool). */}}
+{{- define "jda.jnlp.container" -}}
+{{- $root := .root -}}
+{{- $a := $root.Values.agent -}}
+{{- $d := $a.dind -}}
+{{- $test := .test -}}
+- name: jnlp
+  image: {{ include "jda.image" $a.jnlp.image | quote }}
+  imagePullPolicy: {{ $a.jnlp.image.pullPolicy }}
+  {{- if and .docker (or $test (not .native)) }}
+  command:
+    - /bin/sh
+    - -c
+    - {{ include "jda.waitForDockerd" $root | quote }}
+    - jda-wait
+    {{- if $test }}
+    - /bin/sh
+    - /jda-test-files/helm-test.sh
+    {{- else }}
+    - /usr/local/bin/jenkins-agent
+    {{- end }}
+  {{- end }}
+  {{- with include "jda.jnlp.env" . | trim }}
+  env:
+    {{- . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- include "jda.agent.securityContext" . | nindent 4 }}
+  resources:
+    {{- toYaml $a.jnlp.resources | nindent 4 }}
+  volumeMounts:
+    {{- include "jda.agent.sharedMounts" . | nindent 4 }}
+    {{- if $test }}
+    - name: test-files
+      mountPath: /jda-test-files
+      readOnly: true
+    {{- if not .native }}
+    - name: test-state
+      mountPath: /jda-test
+    {{- end }}
+    {{- end }}
+    {{- with $a.jnlp.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{- define "jda.jnlp.env" -}}
+{{- $root := .root -}}
+{{- if .docker }}
+- name: DOCKER_HOST
+  value: tcp://localhost:2375
+- name: PATH
+  value: /usr/local/lib/docker/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+{{- with include "jda.caEnv" $root }}
+{{ . | trim }}
+{{- end }}
+{{- end }}
+{{- with include "jda.proxyEnv" $root }}
+{{ . | trim }}
+{{- end }}
+{{- if .test }}
+- name: EXPECTED_STORAGE_DRIVER
+  value: {{ $root.Values.agent.dind.storageDriver | quote }}
+- name: BASE_IMAGE
+  value: {{ $root.Values.exampleJob.baseImage | quote }}
+{{- end }}
+{{- with $root.Values.agent.jnlp.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "jda.agent.securityContext" -}}
+runAsUser: 1000
+runAsGroup: 1000
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Mounts jnlp and extra containers share: the workspace, a writable home (jobs write $HOME: git
+config, ssh known_hosts, tool caches) with ~/.docker in memory, /tmp, and with dind the docker CLI. */}}
+{{- define "jda.agent.sharedMounts" -}}
+- name: workspace-volume
+  mountPath: /home/jenkins/agent
+- name: home
+  mountPath: /home/jenkins
+- name: tmp
+  mountPath: /tmp
+{{- if .docker }}
+- name: docker-config
+  mountPath: /home/jenkins/.docker
+- name: docker-cli
+  mountPath: /usr/local/lib/docker
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* An agent.extraTemplates container with the chart's defaults: uid 1000 (like jnlp, so both can
+write the workspace), a read-only root, the shared mounts; with dind also DOCKER_HOST and `docker` on
+the image's own PATH (/usr/local/bin/docker). Call with (dict "root" $ "t" $t "c" $c "docker" bool). */}}
+{{- define "jda.extraContainer" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+{{- $base := omit $c "env" "volumeMounts" "securityContext" "resources" -}}
+{{- toYaml (list $base) }}
+  env:
+    - name: HOME
+      value: /home/jenkins
+    {{- if .docker }}
+    - name: DOCKER_HOST
+      value: tcp://localhost:2375
+    {{- with include "jda.caEnv" $root }}{{ . | trim | nindent 4 }}{{ end }}
+    {{- end }}
+    {{- with include "jda.proxyEnv" $root }}{{ . | trim | nindent 4 }}{{ end }}
+    {{- with $c.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  securityContext:
+    {{- if $c.securityContext }}
+    {{- toYaml $c.securityContext | nindent 4 }}
+    {{- else }}
+    {{- include "jda.agent.securityContext" . | nindent 4 }}
+    {{- end }}
+  resources:
+    {{- toYaml (default (default $root.Values.agent.jnlp.resources .t.resources) $c.resources) | nindent 4 }}
+  volumeMounts:
+    {{- include "jda.agent.sharedMounts" . | nindent 4 }}
+    {{- if .docker }}
+    - name: docker-cli
+      mountPath: /usr/local/bin/docker
+      subPath: bin/docker
+      readOnly: true
+    {{- end }}
+    {{- with $c.volumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{/* The yaml of an agent.extraTemplates entry with dind: its containers, merged by the Kubernetes
+plugin into the inherited pod of the main template. */}}
+{{- define "jda.extraTemplateSpec" -}}
+{{- $t := .t -}}
+{{- with $t.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+containers:
+  {{- range $t.containers }}
+  {{- include "jda.extraContainer" (dict "root" $.root "t" $t "c" . "docker" true) | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
 {{- define "jda.agentPodSpec" -}}
 {{- $root := .root -}}
 {{- $test := eq .mode "test" -}}
-{{- $native := eq (include "jda.nativeSidecar" $root) "true" -}}
+{{- $docker := ne .mode "plain" -}}
+{{- $native := and $docker (eq (include "jda.nativeSidecar" $root) "true") -}}
 {{- $a := $root.Values.agent -}}
 {{- $d := $a.dind -}}
-{{- $auth := and $a.registry.secretName (not $test) -}}
+{{- $auth := and $docker $a.registry.secretName (not $test) -}}
+{{- $ca := and $docker $a.caCertificates.hosts -}}
 {{- $dindCtx := dict "root" $root "native" $native "watchDone" (and $test (not $native)) -}}
+{{- $ctx := dict "root" $root "test" $test "native" $native "docker" $docker -}}
 restartPolicy: Never
 securityContext:
   # applies to jnlp and docker-setup; the privileged dind container runs unconfined regardless
@@ -160,7 +399,19 @@ securityContext:
 automountServiceAccountToken: {{ $a.automountServiceAccountToken }}
 serviceAccountName: {{ include "jda.agentServiceAccount" $root }}
 enableServiceLinks: false
-{{- with $a.nodeSelector }}
+{{- with $a.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with $a.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $a.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $nodeSelector := $a.nodeSelector -}}
+{{- if eq .mode "plain" }}{{ $nodeSelector = merge (deepCopy (.template.nodeSelector | default dict)) $a.nodeSelector }}{{ end }}
+{{- with $nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -168,34 +419,29 @@ nodeSelector:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with $a.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $a.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $docker }}
 initContainers:
   - name: docker-setup
     image: {{ include "jda.image" $d.image | quote }}
     imagePullPolicy: {{ $d.image.pullPolicy }}
-    command:
-      - /bin/sh
-      - -ec
-      - |
-        mkdir -p /cli/bin /cli/cli-plugins
-        cp -L /usr/local/bin/docker /cli/bin/docker
-        for p in /usr/local/libexec/docker/cli-plugins/*; do
-          if [ -e "$p" ]; then cp -L "$p" /cli/cli-plugins/; fi
-        done
-        printf '%s\n' "$DAEMON_JSON" > /dind-config/daemon.json
-        echo "docker CLI and plugins copied: $(ls /cli/bin /cli/cli-plugins | tr '\n' ' ')"
+    command: ["/bin/sh", "/jda-dind/docker-setup.sh"]
     env:
       - name: DAEMON_JSON
         value: {{ include "jda.dind.daemonJson" $root | quote }}
+      {{- with include "jda.dockerProxies" $root }}
+      - name: DOCKER_PROXIES
+        value: {{ . | quote }}
+      {{- end }}
     securityContext:
-      runAsUser: 1000
-      runAsGroup: 1000
-      runAsNonRoot: true
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-      capabilities:
-        drop: ["ALL"]
-      seccompProfile:
-        type: RuntimeDefault
+      {{- include "jda.agent.securityContext" . | nindent 6 }}
     resources:
       requests:
         cpu: 50m
@@ -209,85 +455,57 @@ initContainers:
         mountPath: /cli
       - name: dind-config
         mountPath: /dind-config
+      - name: docker-config
+        mountPath: /docker-config
+      - name: dind-start
+        mountPath: /jda-dind
+        readOnly: true
+      {{- if $auth }}
+      - name: registry-auth
+        mountPath: /run/jda/registry-auth
+        readOnly: true
+      {{- end }}
+      {{- if $ca }}
+      - name: registry-ca
+        mountPath: /run/jda/ca
+        readOnly: true
+      {{- end }}
   {{- if $native }}
   {{- include "jda.dind.container" $dindCtx | nindent 2 }}
   {{- end }}
+{{- end }}
 containers:
-  - name: jnlp
-    image: {{ include "jda.image" $a.jnlp.image | quote }}
-    imagePullPolicy: {{ $a.jnlp.image.pullPolicy }}
-    {{- if or $test (not $native) }}
-    command:
-      - /bin/sh
-      - -c
-      - {{ include "jda.waitForDockerd" $root | quote }}
-      - jda-wait
-      {{- if $test }}
-      - /bin/sh
-      - /jda-test-files/helm-test.sh
-      {{- else }}
-      - /usr/local/bin/jenkins-agent
-      {{- end }}
-    {{- end }}
-    env:
-      - name: DOCKER_HOST
-        value: tcp://localhost:2375
-      - name: PATH
-        value: /usr/local/lib/docker/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-      {{- if $test }}
-      - name: EXPECTED_STORAGE_DRIVER
-        value: {{ $d.storageDriver | quote }}
-      - name: BASE_IMAGE
-        value: {{ $root.Values.exampleJob.baseImage | quote }}
-      {{- end }}
-    securityContext:
-      runAsUser: 1000
-      runAsGroup: 1000
-      runAsNonRoot: true
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-      capabilities:
-        drop: ["ALL"]
-      seccompProfile:
-        type: RuntimeDefault
-    resources:
-      {{- toYaml $a.jnlp.resources | nindent 6 }}
-    volumeMounts:
-      - name: workspace-volume
-        mountPath: /home/jenkins/agent
-      - name: docker-cli
-        mountPath: /usr/local/lib/docker
-        readOnly: true
-      - name: docker-config
-        mountPath: /home/jenkins/.docker
-      - name: tmp
-        mountPath: /tmp
-      {{- if $auth }}
-      - name: registry-auth
-        mountPath: /home/jenkins/.docker/config.json
-        subPath: config.json
-        readOnly: true
-      {{- end }}
-      {{- if $test }}
-      - name: test-files
-        mountPath: /jda-test-files
-        readOnly: true
-      {{- if not $native }}
-      - name: test-state
-        mountPath: /jda-test
-      {{- end }}
-      {{- end }}
-  {{- if not $native }}
+  {{- include "jda.jnlp.container" $ctx | nindent 2 }}
+  {{- if and $docker (not $native) }}
   {{- include "jda.dind.container" $dindCtx | nindent 2 }}
+  {{- end }}
+  {{- if eq .mode "plain" }}
+  {{- range .template.containers }}
+  {{- include "jda.extraContainer" (dict "root" $root "t" $.template "c" . "docker" false) | nindent 2 }}
+  {{- end }}
   {{- end }}
 volumes:
   - name: workspace-volume
-    emptyDir: {}
+    emptyDir:
+      {{- with $a.workspaceVolume.sizeLimit }}
+      sizeLimit: {{ . }}
+      {{- else }}
+      {}
+      {{- end }}
+  - name: home
+    emptyDir:
+      sizeLimit: 2Gi
+  - name: tmp
+    emptyDir:
+      sizeLimit: 1Gi
+  {{- if $docker }}
   - name: docker-cli
     emptyDir:
       sizeLimit: 256Mi
   - name: docker-config
+    # in memory: it holds registry credentials
     emptyDir:
+      medium: Memory
       sizeLimit: 16Mi
   - name: dind-config
     emptyDir:
@@ -295,12 +513,10 @@ volumes:
   - name: dind-start
     configMap:
       name: {{ include "jda.fullname" $root }}-agent
-  - name: tmp
-    emptyDir:
-      sizeLimit: 1Gi
   - name: docker-data
     emptyDir:
       sizeLimit: {{ $d.dataSizeLimit }}
+  {{- end }}
   {{- if $auth }}
   - name: registry-auth
     secret:
@@ -308,6 +524,9 @@ volumes:
       items:
         - key: .dockerconfigjson
           path: config.json
+  {{- end }}
+  {{- if $ca }}
+  {{- include "jda.caVolume" $root | nindent 2 }}
   {{- end }}
   {{- if $test }}
   - name: test-files
@@ -318,5 +537,8 @@ volumes:
     emptyDir:
       sizeLimit: 1Mi
   {{- end }}
+  {{- end }}
+  {{- with $a.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end -}}

@@ -47,9 +47,57 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s-agent" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* In-cluster URL of the controller UI Service; agents and Spinnaker use it. */}}
+{{/* Path prefix Jenkins serves under ("" for the root): controller.ingress.path when the Ingress is on. */}}
+{{- define "jda.uriPrefix" -}}
+{{- $i := .Values.controller.ingress -}}
+{{- if and $i.enabled (ne $i.path "/") -}}
+{{- trimSuffix "/" $i.path -}}
+{{- end -}}
+{{- end -}}
+
+{{/* In-cluster URL of the controller UI Service (with the prefix); agents and Spinnaker use it. */}}
 {{- define "jda.controllerUrl" -}}
-{{- printf "http://%s.%s.svc.%s:%d" (include "jda.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.service.port) -}}
+{{- printf "http://%s.%s.svc.%s:%d%s" (include "jda.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.service.port) (include "jda.uriPrefix" .) -}}
+{{- end -}}
+
+{{/* Public URL of the UI, ending in "/": controller.url, else the Ingress's first host (https when a TLS
+entry names it), else the in-cluster URL. */}}
+{{- define "jda.publicUrl" -}}
+{{- $c := .Values.controller -}}
+{{- if $c.url -}}
+{{- printf "%s/" (trimSuffix "/" $c.url) -}}
+{{- else if and $c.ingress.enabled $c.ingress.hosts -}}
+{{- $host := first $c.ingress.hosts -}}
+{{- $scheme := "http" -}}
+{{- range $c.ingress.tls }}{{ if has $host (.hosts | default list) }}{{ $scheme = "https" }}{{ end }}{{ end -}}
+{{- printf "%s://%s%s/" $scheme $host (include "jda.uriPrefix" .) -}}
+{{- else -}}
+{{- printf "%s/" (include "jda.controllerUrl" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* NO_PROXY of agent pods: loopback, the cluster's Services, the registry and agent.proxy.noProxy. */}}
+{{- define "jda.noProxy" -}}
+{{- $hosts := list "localhost" "127.0.0.1" "::1" ".svc" (printf ".svc.%s" .Values.clusterDomain) -}}
+{{- with .Values.agent.registry.server }}{{ $hosts = append $hosts (first (splitList ":" .)) }}{{ end -}}
+{{- range splitList "," .Values.agent.proxy.noProxy }}{{ with trim . }}{{ $hosts = append $hosts . }}{{ end }}{{ end -}}
+{{- join "," (uniq $hosts) -}}
+{{- end -}}
+
+{{/* "true" when agent pods use a proxy. */}}
+{{- define "jda.agentProxy" -}}
+{{- $p := .Values.agent.proxy -}}
+{{- if or $p.httpProxy $p.httpsProxy }}true{{ end -}}
+{{- end -}}
+
+{{/* Name of the Secret holding the JCasC reload token. */}}
+{{- define "jda.reloadSecretName" -}}
+{{- default (printf "%s-casc-reload" (include "jda.fullname" .)) .Values.controller.jcasc.reload.existingSecret -}}
+{{- end -}}
+
+{{/* "true" when the chart's local realm (and so the admin Secret) is in use. */}}
+{{- define "jda.localRealm" -}}
+{{- if not .Values.controller.jcasc.securityRealm }}true{{ end -}}
 {{- end -}}
 
 {{/* host:port of the TCP agent listener Service. */}}
@@ -136,6 +184,14 @@ capabilities:
 app.kubernetes.io/component: agent
 {{- end -}}
 
+{{/* Labels of agent pods: the selector labels plus agent.podLabels. */}}
+{{- define "jda.agentPodLabels" -}}
+{{ include "jda.agentSelectorLabels" . }}
+{{- with .Values.agent.podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
 {{/* Checkov findings the agent pod accepts on purpose, each with its reason (tests/security checks them). */}}
 {{- define "jda.agentPodAnnotations" -}}
 checkov.io/skip1: CKV_K8S_16=dind must be privileged to run dockerd; it listens on the pod loopback only
@@ -157,6 +213,9 @@ checkov.io/skip1: CKV_K8S_38=the Kubernetes plugin uses this token to create age
 checkov.io/skip2: CKV_K8S_43=images are pinned by tag in values; digests are the operator's choice
 checkov.io/skip3: CKV_K8S_15=images are pinned by tag; IfNotPresent keeps restarts independent of the registry
 checkov.io/skip4: CKV_K8S_40=uid 1000 is the jenkins user of the official image and owns JENKINS_HOME
+{{- if .Values.controller.jcasc.reload.enabled }}
+checkov.io/skip5: CKV_K8S_35=the JCasC reload token; the configuration-as-code plugin reads it only from CASC_RELOAD_TOKEN or a system property (TokenReloadAction)
+{{- end }}
 {{- end -}}
 
 {{/* Checkov findings the mirror accepts on purpose. */}}

@@ -5,20 +5,29 @@ the admin Secret mounted at $SECRETS (never inline, never in environment variabl
 {{- define "jda.jcasc" -}}
 {{- $agentNs := include "jda.agentNamespace" . -}}
 {{- $a := .Values.agent -}}
+{{- $j := .Values.controller.jcasc -}}
 jenkins:
-  systemMessage: "jenkins-dind-agent: builds run in Kubernetes agent pods labelled '{{ $a.label }}' with their own dockerd"
+  systemMessage: {{ .Values.controller.systemMessage | quote }}
   numExecutors: {{ .Values.controller.numExecutors }}
   mode: EXCLUSIVE
   slaveAgentPort: {{ .Values.controller.agentListener.port }}
   securityRealm:
+  {{- if $j.securityRealm }}
+    {{- toYaml $j.securityRealm | nindent 4 }}
+  {{- else }}
     local:
       allowsSignup: false
       users:
         - id: "${jda-admin-user}"
           password: "${jda-admin-password}"
+  {{- end }}
   authorizationStrategy:
+  {{- if $j.authorizationStrategy }}
+    {{- toYaml $j.authorizationStrategy | nindent 4 }}
+  {{- else }}
     loggedInUsersCanDoAnything:
       allowAnonymousRead: false
+  {{- end }}
   # DefaultCrumbIssuer ("standard") takes no attributes since its excludeClientIPFromCrumb was deprecated.
   crumbIssuer: standard
   clouds:
@@ -40,24 +49,113 @@ jenkins:
             instanceCap: {{ $a.instanceCap }}
             idleMinutes: {{ $a.idleMinutes }}
             podRetention: {{ $a.podRetention }}
+            {{- with include "jda.jcasc.workspaceVolume" . }}{{ . | nindent 12 }}{{ end }}
             yamlMergeStrategy: override
             yaml: |-
               apiVersion: v1
               kind: Pod
               metadata:
                 labels:
-                  {{- include "jda.agentSelectorLabels" . | nindent 18 }}
+                  {{- include "jda.agentPodLabels" . | nindent 18 }}
                 annotations:
                   {{- include "jda.agentPodAnnotations" . | nindent 18 }}
+                  {{- with $a.podAnnotations }}
+                  {{- toYaml . | nindent 18 }}
+                  {{- end }}
               spec:
                 {{- include "jda.agentPodSpec" (dict "root" . "mode" "agent") | nindent 16 }}
+          {{- range $t := $a.extraTemplates }}
+          {{- $dind := ternary $t.dind true (hasKey $t "dind") }}
+          - name: {{ $t.name }}
+            label: {{ default $t.name $t.label }}
+            namespace: {{ $agentNs }}
+            instanceCap: {{ default $a.instanceCap $t.instanceCap }}
+            idleMinutes: {{ ternary $t.idleMinutes $a.idleMinutes (hasKey $t "idleMinutes") }}
+            podRetention: {{ $a.podRetention }}
+            {{- with include "jda.jcasc.workspaceVolume" $ }}{{ . | nindent 12 }}{{ end }}
+            {{- if $dind }}
+            # The chart's dind pod plus these containers (the Kubernetes plugin merges the yaml of the
+            # template named in inheritFrom with this one: containers and volumes by name).
+            inheritFrom: {{ $a.label }}
+            yamlMergeStrategy: merge
+            yaml: |-
+              spec:
+                {{- include "jda.extraTemplateSpec" (dict "root" $ "t" $t "dind" true) | trim | nindent 16 }}
+            {{- else }}
+            yamlMergeStrategy: override
+            yaml: |-
+              apiVersion: v1
+              kind: Pod
+              metadata:
+                labels:
+                  {{- include "jda.agentPodLabels" $ | nindent 18 }}
+                {{- with $a.podAnnotations }}
+                annotations:
+                  {{- toYaml . | nindent 18 }}
+                {{- end }}
+              spec:
+                {{- include "jda.agentPodSpec" (dict "root" $ "mode" "plain" "template" $t) | nindent 16 }}
+            {{- end }}
+          {{- end }}
 unclassified:
   location:
-    url: {{ default (printf "%s/" (include "jda.controllerUrl" .)) .Values.controller.url | quote }}
+    url: {{ include "jda.publicUrl" . | quote }}
 {{- if .Values.exampleJob.enabled }}
 jobs:
   - script: |
       {{- include "jda.exampleJobDsl" . | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/* JCasC workspaceVolume of every template: the Kubernetes plugin replaces a pod-yaml volume named
+workspace-volume with the one it builds from this. */}}
+{{- define "jda.jcasc.workspaceVolume" -}}
+{{- with .Values.agent.workspaceVolume.sizeLimit -}}
+workspaceVolume:
+  emptyDirWorkspaceVolume:
+    memory: false
+    sizeLimit: {{ . | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/* The JCasC files CASC_JENKINS_CONFIG (a directory) holds: the chart's jenkins.yaml and one file per
+controller.jcasc.configScripts entry. JCasC merges them (errorOnConflict): lists add up, a scalar or a
+describable the chart sets must not be set again, which is refused here, naming the value to use. */}}
+{{- define "jda.cascFiles" -}}
+{{- $owned := dict
+  "jenkins.systemMessage" "controller.systemMessage"
+  "jenkins.numExecutors" "controller.numExecutors"
+  "jenkins.mode" "nothing: agents take only builds that ask for their label (EXCLUSIVE)"
+  "jenkins.slaveAgentPort" "controller.agentListener.port"
+  "jenkins.securityRealm" "controller.jcasc.securityRealm"
+  "jenkins.authorizationStrategy" "controller.jcasc.authorizationStrategy"
+  "jenkins.crumbIssuer" "nothing: CSRF protection stays on"
+  "unclassified.location.url" "controller.url"
+-}}
+jenkins.yaml: |
+  {{- include "jda.jcasc" . | nindent 2 }}
+{{- range $name, $text := .Values.controller.jcasc.configScripts }}
+{{- $doc := fromYaml $text }}
+{{- if hasKey $doc "Error" }}
+{{- fail (printf "controller.jcasc.configScripts.%s is not a YAML mapping: %s" $name $doc.Error) }}
+{{- end }}
+{{- range $path := keys $owned | sortAlpha }}
+{{- $parts := splitList "." $path }}
+{{- $node := $doc }}
+{{- range $parts }}{{ if and (kindIs "map" $node) (hasKey $node .) }}{{ $node = index $node . }}{{ else }}{{ $node = "jda:absent" }}{{ end }}{{ end }}
+{{- if ne (toString $node) "jda:absent" }}
+{{- fail (printf "controller.jcasc.configScripts.%s sets %s, which the chart's jenkins.yaml already sets (JCasC refuses the conflict at start): use %s" $name $path (index $owned $path)) }}
+{{- end }}
+{{- end }}
+{{- $clouds := list }}
+{{- if kindIs "map" $doc.jenkins }}{{ $clouds = $doc.jenkins.clouds | default list }}{{ end }}
+{{- range $i, $cloud := $clouds }}
+{{- if and (kindIs "map" $cloud) (kindIs "map" $cloud.kubernetes) (eq (toString $cloud.kubernetes.name) "kubernetes") }}
+{{- fail (printf "controller.jcasc.configScripts.%s defines jenkins.clouds[%d] named kubernetes, the chart's cloud: add pod templates with agent.extraTemplates, or give your cloud another name" $name $i) }}
+{{- end }}
+{{- end }}
+{{ $name }}.yaml: |
+  {{- $text | nindent 2 }}
 {{- end }}
 {{- end -}}
 

@@ -63,4 +63,148 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- if and .Values.controller.persistence.existingClaim (not .Values.controller.persistence.enabled) -}}
 {{- fail "controller.persistence.existingClaim is set but controller.persistence.enabled is false: enable persistence or drop the claim" -}}
 {{- end -}}
+{{- include "jda.validate.controller" . -}}
+{{- include "jda.validate.agent" . -}}
+{{- include "jda.validate.daemonConfig" . -}}
+{{- end -}}
+
+{{- define "jda.validate.controller" -}}
+{{- $c := .Values.controller -}}
+{{- range $key, $labels := dict "controller.podLabels" $c.podLabels "agent.podLabels" .Values.agent.podLabels -}}
+{{- range $l := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" -}}
+{{- if hasKey ($labels | default dict) $l -}}
+{{- fail (printf "%s sets %s, a label the chart's selectors (Services, NetworkPolicies) rely on: use another label" $key $l) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $files := dict -}}
+{{- if include "jda.localRealm" . -}}
+{{- $_ := set $files "jda-admin-user" "the chart's admin user" -}}
+{{- $_ := set $files "jda-admin-password" "the chart's admin password" -}}
+{{- end -}}
+{{- range $i, $s := $c.jcasc.secrets -}}
+{{- range $s.keys -}}
+{{- if hasKey $files . -}}
+{{- fail (printf "controller.jcasc.secrets[%d] (%s) key %s collides with %s in $SECRETS: each key becomes one file there" $i $s.name . (get $files .)) -}}
+{{- end -}}
+{{- $_ := set $files . (printf "controller.jcasc.secrets[%d] (%s)" $i $s.name) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $c.httpRoute.enabled (not $c.httpRoute.parentRefs) -}}
+{{- fail "controller.httpRoute.enabled is true but controller.httpRoute.parentRefs is empty: name the Gateway the route attaches to" -}}
+{{- end -}}
+{{- if and $c.ingress.enabled $c.ingress.path (not (regexMatch "^/([A-Za-z0-9._~-]+/?)*$" $c.ingress.path)) -}}
+{{- fail (printf "controller.ingress.path %q is not a plain path prefix such as / or /jenkins" $c.ingress.path) -}}
+{{- end -}}
+{{- if and $c.jcasc.reload.existingSecret (not $c.jcasc.reload.enabled) -}}
+{{- fail "controller.jcasc.reload.existingSecret is set but controller.jcasc.reload.enabled is false: enable reload or drop the Secret name" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jda.validate.agent" -}}
+{{- $a := .Values.agent -}}
+{{- if and (not $a.dind.privileged) (not $a.runtimeClassName) -}}
+{{- fail "agent.dind.privileged is false but agent.runtimeClassName is empty: dockerd needs privileges unless a runtime such as Sysbox (sysbox-runc) isolates it; name that RuntimeClass" -}}
+{{- end -}}
+{{- $ca := $a.caCertificates -}}
+{{- if and $ca.configMap $ca.secret -}}
+{{- fail "agent.caCertificates.configMap and agent.caCertificates.secret are both set: name one of them" -}}
+{{- end -}}
+{{- if and $ca.hosts (not (or $ca.configMap $ca.secret)) -}}
+{{- fail "agent.caCertificates.hosts is set but neither agent.caCertificates.configMap nor .secret names where the certificates are" -}}
+{{- end -}}
+{{- if and (or $ca.configMap $ca.secret) (not $ca.hosts) -}}
+{{- fail "agent.caCertificates names a ConfigMap or Secret but agent.caCertificates.hosts is empty: list which key is the CA of which registry host" -}}
+{{- end -}}
+{{- $hosts := dict -}}
+{{- range $i, $h := $ca.hosts -}}
+{{- if hasKey $hosts $h.host -}}
+{{- fail (printf "agent.caCertificates.hosts[%d] repeats host %s: one CA file per registry host" $i $h.host) -}}
+{{- end -}}
+{{- $_ := set $hosts $h.host $i -}}
+{{- end -}}
+{{- $names := dict $a.label "agent.label (the chart's dind template)" -}}
+{{- $labels := dict $a.label "agent.label" -}}
+{{- range $i, $t := $a.extraTemplates -}}
+{{- $key := printf "agent.extraTemplates[%d]" $i -}}
+{{- if hasKey $names $t.name -}}
+{{- fail (printf "%s.name %s is taken by %s: template names are unique in the cloud" $key $t.name (get $names $t.name)) -}}
+{{- end -}}
+{{- $_ := set $names $t.name $key -}}
+{{- $label := default $t.name $t.label -}}
+{{- if hasKey $labels $label -}}
+{{- fail (printf "%s label %s is already the label of %s: a build asking for it would get either pod" $key $label (get $labels $label)) -}}
+{{- end -}}
+{{- $_ := set $labels $label $key -}}
+{{- $containers := dict -}}
+{{- range $j, $c := $t.containers -}}
+{{- if hasKey $containers $c.name -}}
+{{- fail (printf "%s.containers[%d] repeats the container name %s" $key $j $c.name) -}}
+{{- end -}}
+{{- $_ := set $containers $c.name $j -}}
+{{- end -}}
+{{- if and (gt (int (default 0 $t.instanceCap)) 0) (gt (int $t.instanceCap) (int $a.containerCap)) -}}
+{{- fail (printf "%s.instanceCap (%d) is larger than agent.containerCap (%d): the cloud would never start that many pods" $key (int $t.instanceCap) (int $a.containerCap)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* dockerd refuses a daemon.json key it does not know, and one that a command-line flag also sets
+("the following directives are specified both as a flag and in the configuration file"). The schema
+lists the known keys (generated from the dockerd facts); here: keys the chart owns, and keys of flags
+in the rendered command line. A flag whose value is a named option has another key in the file. */}}
+{{- define "jda.dockerdNamedOptions" -}}
+add-runtime: runtimes
+authorization-plugin: authorization-plugins
+cdi-spec-dir: cdi-spec-dirs
+default-network-opt: default-network-opts
+default-ulimit: default-ulimits
+dns-opt: dns-opts
+exec-opt: exec-opts
+feature: features
+host: hosts
+host-gateway-ip: host-gateway-ips
+insecure-registry: insecure-registries
+label: labels
+log-opt: log-opts
+node-generic-resource: node-generic-resources
+registry-mirror: registry-mirrors
+storage-opt: storage-opts
+{{- end -}}
+
+{{- define "jda.validate.daemonConfig" -}}
+{{- $config := .Values.agent.dind.daemonConfig | default dict -}}
+{{- $owned := dict
+  "hosts" "dockerd listens on tcp://127.0.0.1:2375 and its unix socket only"
+  "tls" "the loopback listener runs without TLS" "tlsverify" "the loopback listener runs without TLS"
+  "tlscacert" "the loopback listener runs without TLS" "tlscert" "the loopback listener runs without TLS"
+  "tlskey" "the loopback listener runs without TLS"
+  "storage-driver" "use agent.dind.storageDriver" "data-root" "use agent.dind.dataSizeLimit (/var/lib/docker is the emptyDir)"
+  "registry-mirrors" "use agent.dind.registryMirrors or mirror.enabled"
+  "insecure-registries" "use agent.dind.insecureRegistries" "mtu" "use agent.dind.mtu"
+  "default-network-opts" "dind-start.sh passes the bridge MTU as --default-network-opt (agent.dind.mtu)"
+  "http-proxy" "use agent.proxy.httpProxy" "https-proxy" "use agent.proxy.httpsProxy" "no-proxy" "use agent.proxy.noProxy"
+  "proxies" "use agent.proxy" "cgroup-parent" "dind-start.sh nests dockerd's containers in the dind container"
+  "exec-root" "the entrypoint manages /var/run" "pidfile" "the entrypoint manages /var/run"
+  "ip6tables" "the chart disables ip6tables"
+-}}
+{{- range $key := keys $config | sortAlpha -}}
+{{- with get $owned $key -}}
+{{- fail (printf "agent.dind.daemonConfig.%s is owned by the chart: %s" $key .) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (ne .Values.agent.dind.storageDriver "auto") (hasKey ($config.features | default dict) "containerd-snapshotter") -}}
+{{- fail "agent.dind.daemonConfig.features.containerd-snapshotter is owned by the chart: use agent.dind.storageDriver (auto leaves the image store to dockerd)" -}}
+{{- end -}}
+{{- $named := include "jda.dockerdNamedOptions" . | fromYaml -}}
+{{- range $arg := include "jda.dind.args" . | fromYamlArray -}}
+{{- if hasPrefix "--" $arg -}}
+{{- $flag := trimPrefix "--" (first (splitList "=" $arg)) -}}
+{{- range $key := list $flag (get $named $flag) -}}
+{{- if and $key (hasKey $config $key) (ne $key "runtimes") -}}
+{{- fail (printf "agent.dind.daemonConfig.%s is also set by the flag --%s (agent.dind.* or agent.dind.extraArgs): dockerd refuses a directive given both ways; keep one" $key $flag) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

@@ -3,8 +3,11 @@
     python -m jdagent.facts.dockerd --sources DIR --tag docker-v29.7.2
 
 It reads the pflag definitions (`flags.XxxVar(&field, "name", ...)`, `flags.Var(opts, "name", ...)`,
-`flags.XxxVarP(..., "name", "x", ...)`) of daemon/command/*.go and prints them as YAML; the value rules
-in the data file are recorded by hand from daemon/config/config.go and daemon/pkg/registry/config.go.
+`flags.XxxVarP(..., "name", "x", ...)`) of daemon/command/*.go, with the daemon.json key of flags whose
+value is a named option (`opts.NewNamedListOptsRef("registry-mirrors", ...)`), and the daemon.json key
+sets of daemon/config/config.go (flatOptions, skipValidateOptions, skipDuplicates), and prints them as
+YAML; the value rules in the data file are recorded by hand from daemon/config/config.go and
+daemon/pkg/registry/config.go.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ FILES = ("daemon/command/config.go", "daemon/command/config_unix.go", "daemon/co
          "daemon/command/docker.go")
 _CALL = re.compile(r"\bflags\.(\w+)\(")
 _CONST = re.compile(r'^\s*(Flag\w+)\s*=\s*"([a-z0-9-]+)"', re.M)
+_NAMED = re.compile(r'^\w*opts\.NewNamed\w+\(\s*"([a-z0-9-]+)"')
+_KEYSET = re.compile(r"^var (flatOptions|skipValidateOptions|skipDuplicates) = map\[string\]bool\{(.*?)^\}",
+                     re.M | re.S)
+CONFIG_FILE = "daemon/config/config.go"
 
 
 def _args(call: str) -> list[str]:
@@ -72,8 +79,33 @@ def flags(src: GitSources, tag: str) -> dict[str, dict[str, str]]:
             entry = {"kind": "bool" if method.startswith("Bool") else "value"}
             if method.endswith("P") and len(args) > index + 1 and re.fullmatch(r'"[A-Za-z]"', args[index + 1]):
                 entry["short"] = args[index + 1].strip('"')
+            named = _NAMED.match(args[0]) if method in ("Var", "VarP") else None
+            if not named and method in ("Var", "VarP") and re.fullmatch(r"\w+", args[0]):
+                # a variable holding the option, assigned earlier in the same file
+                assigned = re.search(rf"\b{args[0]}\s*:?=\s*(\w*opts\.NewNamed\w+\(\s*\"[a-z0-9-]+\")", text)
+                named = _NAMED.match(assigned.group(1)) if assigned else None
+            if named and named.group(1) != name:
+                entry["json"] = named.group(1)
             out[name] = entry
     return dict(sorted(out.items()))
+
+
+def config_keys(src: GitSources, tag: str) -> dict[str, list[str]]:
+    """The daemon.json key sets of daemon/config/config.go: flat (a nested object kept as it is),
+    skip_validate (accepted without a flag), skip_duplicates (may be given as flag and in the file)."""
+    text = src.show(REPO, tag, CONFIG_FILE)
+    names = {"flatOptions": "flat", "skipValidateOptions": "skip_validate", "skipDuplicates": "skip_duplicates"}
+    out: dict[str, list[str]] = {}
+    for match in _KEYSET.finditer(text):
+        out[names[match.group(1)]] = sorted(re.findall(r'"([a-z0-9-]+)"\s*:\s*true', match.group(2)))
+    return out
+
+
+def daemon_json_keys(facts: dict) -> list[str]:
+    """Top-level daemon.json keys dockerd accepts: flag names, named-option keys, skip_validate keys."""
+    keys = set(facts["flags"]) | {f["json"] for f in facts["flags"].values() if "json" in f}
+    keys |= set(facts["daemon_json"]["skip_validate"]) | set(facts["rules"].get("nested_groups", []))
+    return sorted(keys)
 
 
 # Flags the chart sets itself or that have a dedicated value; in agent.dind.extraArgs they are refused.
@@ -89,6 +121,8 @@ OWNED = {
     "exec-root": "the entrypoint manages /var/run", "pidfile": "the entrypoint manages /var/run",
     "ip6tables": "the chart disables ip6tables", "validate": "dockerd would exit", "version": "dockerd would exit",
     "rootless": "the image runs rootful dockerd",
+    "http-proxy": "use agent.proxy.httpProxy", "https-proxy": "use agent.proxy.httpsProxy",
+    "no-proxy": "use agent.proxy.noProxy",
 }
 
 
@@ -121,11 +155,24 @@ def extra_args_schema(facts: dict) -> dict:
     }
 
 
+def daemon_config_schema(facts: dict) -> dict:
+    """values.schema.json node for agent.dind.daemonConfig: keys dockerd knows (the chart's template
+    refuses the ones it owns, with a message naming the value to use)."""
+    return {
+        "type": "object",
+        "description": f"extra daemon.json keys, known to dockerd {facts['version']}",
+        "additionalProperties": False,
+        "properties": {key: {} for key in daemon_json_keys(facts)},
+    }
+
+
 def write_schema(facts: dict, schema_file: Path) -> None:
     import json
 
     schema = json.loads(schema_file.read_text())
-    schema["properties"]["agent"]["properties"]["dind"]["properties"]["extraArgs"] = extra_args_schema(facts)
+    dind = schema["properties"]["agent"]["properties"]["dind"]["properties"]
+    dind["extraArgs"] = extra_args_schema(facts)
+    dind["daemonConfig"] = daemon_config_schema(facts)
     schema_file.write_text(json.dumps(schema, indent=2) + "\n")
 
 
@@ -145,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.tag or not args.sources:
         parser.error("--tag and --sources are required unless --write-schema")
     src = GitSources(args.sources)
-    yaml.safe_dump({"flags": flags(src, args.tag)}, sys.stdout, sort_keys=False, width=120)
+    yaml.safe_dump({"daemon_json": config_keys(src, args.tag), "flags": flags(src, args.tag)}, sys.stdout,
+                   sort_keys=False, width=120)
     return 0
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 import tarfile
 import threading
 import time
 
 import pytest
 
-from jdagent import agentpod
+from jdagent import agentpod, netstat
 from jdagent.manifest import container
 from jdagent.podrun import PodRunner
 
@@ -25,17 +26,9 @@ def run_pod(docker_client, standins, kube_version="1.33.0", secrets=None, **agen
 
 
 def listening_ports(runner: PodRunner, name: str) -> set[str]:
-    """host:port of listening TCP sockets in the pod's network namespace (from /proc/net/tcp)."""
-    out = runner.exec(name, ["cat", "/proc/net/tcp"]).output.splitlines()[1:]
-    found = set()
-    for line in out:
-        local, state = line.split()[1], line.split()[3]
-        if state != "0A":  # LISTEN
-            continue
-        addr, port = local.split(":")
-        octets = [str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)]
-        found.add(f"{'.'.join(octets)}:{int(port, 16)}")
-    return found
+    """address:port of every listening TCP socket in the pod's network namespace, IPv4 and IPv6."""
+    return {s for table in ("tcp", "tcp6")
+            for s in netstat.listeners(table, runner.exec(name, ["cat", f"/proc/net/{table}"]).output)}
 
 
 @pytest.mark.parametrize("driver", ["vfs", "overlay2"])
@@ -44,7 +37,8 @@ def test_dockerd_runs_the_configured_driver_on_loopback_only(docker_client, stan
         assert agentpod.storage_driver(pod) == driver  # asked from jnlp, through DOCKER_HOST
         ports = listening_ports(pod, "dind")
         assert "127.0.0.1:2375" in ports
-        assert not any(p.endswith(":2375") and not p.startswith("127.") for p in ports), ports
+        # nothing in the pod listens beyond loopback, on any port and either family
+        assert netstat.beyond_loopback(ports) == [], ports
         env = pod.exec("jnlp", "echo $DOCKER_HOST").output.strip()
         assert env == "tcp://localhost:2375"
         assert pod.exec("jnlp", "command -v docker").output.strip() == "/usr/local/lib/docker/bin/docker"
@@ -56,7 +50,6 @@ def test_multi_stage_build_with_network_host_from_jnlp(docker_client, standins):
         built = agentpod.build(pod, {"Dockerfile": agentpod.SAMPLE_DOCKERFILE.read_bytes()}, "sample:1",
                                {"BASE_IMAGE": standins["busybox"]})
         assert built.result.exit_code == 0, built.result.output
-        assert "--network" not in built.result.output or "error" not in built.result.output.lower()
         out = pod.exec("jnlp", ["docker", "run", "--rm", "sample:1"])
         assert out.exit_code == 0
         assert out.output.strip() == "built in stage one on x86_64"
@@ -151,8 +144,10 @@ def test_dockerd_killed_mid_build_fails_the_build_fast(docker_client, standins):
         elapsed = result["done"] - killed
         assert result["build"].result.exit_code != 0
         assert elapsed < 10, f"build exited {elapsed:.1f} s after dockerd died"
+        # the CLI's own words for a daemon that went away, not any line that says "error"
         output = result["build"].result.output.lower()
-        assert any(word in output for word in ("eof", "connection", "closed", "error")), output[-500:]
+        assert re.search(r"\beof\b|connection reset|connection refused|closed network connection|"
+                         r"cannot connect to the docker daemon", output), output[-500:]
 
 
 def test_var_lib_docker_is_the_volume_not_the_container_root(docker_client, standins):

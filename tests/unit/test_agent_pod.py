@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 
 import pytest
 
@@ -224,9 +225,37 @@ def test_helm_test_runs_in_the_agent_namespace():
     assert manifest.get("ConfigMap", suffix="-helm-test")["metadata"]["namespace"] == "ci-agents"
 
 
-def test_wait_script_parses_as_shell():
-    cmd = container(agent_spec(kube_version="1.28.0"), "jnlp")["command"]
-    shlex.split(cmd[2])
+def sh_syntax_ok(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True, timeout=10)
+
+
+def test_every_inline_shell_script_parses():
+    """`sh -n` (the syntax check of the shell that runs them), not a tokenizer."""
+    prewarm = {"agent": {"dind": {"prewarm": {"enabled": True, "images": ["busybox:1.37.0"]}}}}
+    scripts = {
+        "wait (classic)": container(agent_spec(kube_version="1.28.0"), "jnlp")["command"][2],
+        "dind of the classic helm test": container(render(kube_version="1.28.0").test_pod()["spec"],
+                                                   "dind")["command"][2],
+        "prewarm postStart": container(agent_spec(overrides=prewarm), "dind")["lifecycle"]["postStart"]["exec"][
+            "command"][2],
+        "prewarm probe": container(agent_spec(overrides=prewarm), "dind")["startupProbe"]["exec"]["command"][2],
+    }
+    reload = render(overrides={"controller": {"jcasc": {"reload": {"enabled": True}}}})
+    sidecar = container(reload.get("StatefulSet")["spec"]["template"]["spec"], "casc-reload")
+    scripts["reload liveness"] = sidecar["livenessProbe"]["exec"]["command"][2]
+    for name, script in scripts.items():
+        result = sh_syntax_ok(script)
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+    for path in sorted((CHART_DIR / "files").glob("*.sh")):
+        result = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True, timeout=10)
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"
+
+
+def test_the_syntax_check_rejects_what_the_tokenizer_accepted():
+    """The old check (shlex.split) passed this broken loop; sh -n does not."""
+    broken = 'until docker version; do sleep 0.2; done; fi'
+    shlex.split(broken)
+    assert sh_syntax_ok(broken).returncode != 0
 
 
 def test_prewarm_loads_archives_before_the_agent_starts():

@@ -4,11 +4,13 @@ the same schema and policy checks as ci/*-values.yaml (tests/conftest.py adds th
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from jdagent import golden
 from jdagent.paths import CHART_DIR, REPO_ROOT, SPINNAKER_DIR
 from jdagent.render import render
 from tests.conftest import GITOPS_VALUES
@@ -119,6 +121,23 @@ def test_gitops_render_is_byte_identical(values):
     second = render(values=values, cache=False).text
     assert first == second
     assert "kind: Secret" not in first, "GitOps installs use existingSecret: nothing random is rendered"
+
+
+@pytest.mark.parametrize("values", GITOPS_VALUES, ids=lambda p: p.stem)
+def test_gitops_render_equals_the_committed_golden_render(values):
+    """Two renders a second apart agree even with an hourly timestamp; the committed render does not.
+    After an intended change: `python -m jdagent.golden --write` and review the diff."""
+    path = golden.golden_path(values)
+    assert path.is_file(), f"no golden render for {values.name}: python -m jdagent.golden --write"
+    fresh = golden.fresh(values)
+    if fresh != path.read_text():
+        diff = difflib.unified_diff(path.read_text().splitlines(), fresh.splitlines(), lineterm="", n=0)
+        pytest.fail("render differs from " + path.name + " (python -m jdagent.golden --write if intended):\n"
+                    + "\n".join(list(diff)[:40]))
+
+
+def test_every_overlay_has_a_golden_render_and_no_stale_ones():
+    assert {p.stem for p in golden.GOLDEN_DIR.glob("*.yaml")} == {p.stem for p in GITOPS_VALUES}
 
 
 def test_default_install_path_is_the_only_random_one():

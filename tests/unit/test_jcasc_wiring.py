@@ -189,14 +189,21 @@ def test_network_policies_close_agent_ingress_and_open_the_listener_to_agents_on
     assert agents["metadata"]["namespace"] == "ci-agents"
     assert agents["spec"]["policyTypes"] == ["Ingress"] and agents["spec"]["ingress"] == []
     pod_labels = manifest.agent_pod()["metadata"]["labels"]
-    assert agents["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
-    assert manifest.test_pod()["metadata"]["labels"].items() >= agents["spec"]["podSelector"]["matchLabels"].items()
+    controller_labels = manifest.get("StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    selector = agents["spec"]["podSelector"]["matchLabels"]
+    # exactly the agents: an empty or partial selector would also match the controller
+    assert selector == {"app.kubernetes.io/name": "jenkins-dind-agent", "app.kubernetes.io/instance": "ci",
+                        "app.kubernetes.io/component": "agent"}
+    assert selector.items() <= pod_labels.items() and not selector.items() <= controller_labels.items()
+    assert manifest.test_pod()["metadata"]["labels"].items() >= selector.items()
     ctl = manifest.get("NetworkPolicy", suffix="-controller")["spec"]
+    assert ctl["podSelector"]["matchLabels"].items() <= controller_labels.items()
+    assert not ctl["podSelector"]["matchLabels"].items() <= pod_labels.items(), "selects the controller only"
     listener = [r for r in ctl["ingress"] if any(p["port"] == "agent-listener" for p in r["ports"])]
     assert len(listener) == 1
     peer = listener[0]["from"][0]
     assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ci-agents"}
-    assert peer["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert peer["podSelector"]["matchLabels"] == selector, "the listener admits exactly the agents"
     assert not render(overrides={"networkPolicy": {"enabled": False}}).all("NetworkPolicy")
 
 

@@ -45,6 +45,26 @@ def test_only_dind_is_privileged_anywhere(manifest):
             assert not sc.get("capabilities", {}).get("add"), f"{c['name']} adds capabilities"
 
 
+AGENT_UID = 1000  # the jenkins user of jenkins/inbound-agent and jenkins/jenkins (checkov skip reasons)
+
+
+def test_every_container_but_dind_runs_as_a_user_with_a_read_only_root(manifest):
+    """The checkov skip reasons promise it: "jnlp is read-only", "uid 1000 is the jenkins user"."""
+    for obj, spec in manifest.workloads():
+        pod_sc = spec.get("securityContext") or {}
+        for c in all_containers(spec):
+            if c["name"] == "dind":
+                continue
+            sc = c.get("securityContext") or {}
+            where = f"{obj['kind']}/{obj.get('metadata', {}).get('name')}/{c['name']}"
+            assert sc.get("readOnlyRootFilesystem") is True, f"{where} has a writable root"
+            uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+            assert uid is not None and uid != 0, f"{where} may run as root"
+            assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, f"{where}: runAsNonRoot"
+            if c["name"] in ("jnlp", "docker-setup", "jenkins", "install-plugins", "casc-reload"):
+                assert uid == AGENT_UID, f"{where} runs as {uid}"
+
+
 def test_images_are_pinned(manifest):
     for _, spec in manifest.workloads():
         for c in all_containers(spec):

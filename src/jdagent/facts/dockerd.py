@@ -128,8 +128,10 @@ OWNED = {
 
 def extra_args_schema(facts: dict) -> dict:
     """values.schema.json node for agent.dind.extraArgs: known dockerd flags only (booleans bare or
-    =true/false, others with =value), none the chart owns, no 0.0.0.0, and the value rules dockerd checks."""
-    allowed = {n: f for n, f in facts["flags"].items() if n not in OWNED}
+    =true/false, others with =value), none the chart owns, no 0.0.0.0, and the value rules dockerd checks.
+    Each rule stands alone: the known-flags pattern lists owned flags too, so removing the owned-flags
+    rule (or the 0.0.0.0 rule) lets such a flag through and the invalid-value cases fail."""
+    allowed = dict(facts["flags"])
     bools = "|".join(sorted(n for n, f in allowed.items() if f["kind"] == "bool"))
     values = "|".join(sorted(n for n, f in allowed.items() if f["kind"] == "value"))
     rules = facts["rules"]

@@ -1,8 +1,12 @@
 """Online: `helm template` the real upstream Spinnaker chart (pinned in charts/spinnaker-values/upstream.yaml)
-with our values; the rendered halyard configuration holds the hal commands we expect."""
+with our values: the rendered halyard configuration holds the hal commands we expect, runs the chart's
+config.sh before our script, mounts the Secrets where both read them, runs the pinned Halyard, and uses
+only hal flags that Halyard declares."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import tarfile
 import tempfile
@@ -12,7 +16,7 @@ import pytest
 import yaml
 
 from jdagent.manifest import Manifest
-from jdagent.paths import SPINNAKER_DIR
+from jdagent.paths import REPO_ROOT, SPINNAKER_DIR
 from jdagent.tools import find_helm
 
 pytestmark = pytest.mark.online_only
@@ -50,3 +54,65 @@ def test_upstream_config_adds_both_registry_accounts(rendered):
     assert "--address http://registry.registry.svc.cluster.local:5000" in config
     assert "--password-file /opt/registry/passwords/jda-registry" in config
     assert "--provider-version v2" in config
+
+
+def test_install_runs_config_sh_before_the_additional_script(rendered):
+    """The upstream install.sh runs scripts/config.sh (registries, the kubernetes account), then our
+    script (which re-points that account), then deploy apply."""
+    install = rendered.get("ConfigMap", suffix="-halyard-config")["data"]["install.sh"]
+    config = install.index("/opt/halyard/scripts/config.sh")
+    ours = install.index("/opt/halyard/additionalScripts/jenkins-dind-agent.sh")
+    apply = install.index("deploy apply")
+    assert config < ours < apply
+
+
+def test_the_install_job_mounts_what_the_scripts_read(rendered):
+    facts = yaml.safe_load((REPO_ROOT / "tests" / "unit" / "data" / "upstream" / "spinnaker.yaml").read_text())
+    mounts = facts["upstream_chart"]["mounts"]
+    jobs = [j for j in rendered.all("Job") if "install" in j["metadata"]["name"]]
+    assert len(jobs) == 1
+    spec = jobs[0]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    [halyard] = [c for c in spec["containers"]]
+    by_path = {m["mountPath"]: volumes[m["name"]] for m in halyard["volumeMounts"]}
+    assert by_path[mounts["additionalSecrets"]]["secret"]["secretName"] == "spinnaker-jenkins"
+    assert "configMap" in by_path[mounts["additionalScripts"]]
+    # the Halyard daemon reads --password-file /opt/registry/passwords/<account> when config.sh adds registries
+    daemon = rendered.get("StatefulSet", suffix="-halyard")["spec"]["template"]["spec"]
+    daemon_volumes = {v["name"]: v for v in daemon["volumes"]}
+    [container] = [c for c in daemon["containers"] if c["name"] == "halyard"]
+    passwords = [m["mountPath"] for m in container["volumeMounts"]
+                 if daemon_volumes[m["name"]].get("secret", {}).get("secretName") == "spinnaker-registry"]
+    assert passwords == ["/opt/registry/passwords"]
+
+
+def test_every_halyard_container_runs_the_pinned_halyard(rendered):
+    image = UPSTREAM["halyardImage"]
+    halyards = [c["image"] for o in rendered.objects if o.get("kind") in ("StatefulSet", "Job")
+                for c in o["spec"]["template"]["spec"]["containers"] if "halyard" in c["image"]]
+    assert halyards and set(halyards) == {image}
+
+
+def test_upstream_hal_lines_use_flags_the_pinned_halyard_declares(rendered):
+    """The chart's config.sh was written for older Halyards; every flag it renders for our values must
+    exist in Halyard 2026.2.3 (tests/unit/data/hal-flags.yaml) and get a value when it needs one."""
+    flags = yaml.safe_load((REPO_ROOT / "tests" / "unit" / "data" / "hal-flags.yaml").read_text())
+    config = rendered.get("ConfigMap", suffix="-halyard-config")["data"]["config.sh"]
+    joined = re.sub(r"\\\n\s*", " ", config)
+    checked = 0
+    for line in joined.splitlines():
+        if "$HAL_COMMAND" not in line or line.strip().startswith(("#", "export")):
+            continue
+        argv = shlex.split(line.split("$HAL_COMMAND", 1)[1].split("; then")[0].replace("$PROVIDER_COMMAND", "add"))
+        words = [w for w in argv if not w.startswith("-")]
+        command = next((" ".join(words[:n]) for n in range(len(words), 0, -1) if " ".join(words[:n]) in flags), None)
+        assert command, f"no recorded facts for: {line.strip()}"
+        rest = argv[len(command.split()):]
+        for i, word in enumerate(rest):
+            if word.startswith("--"):
+                name = word.split("=", 1)[0]
+                assert name in flags[command], f"{command}: {name} is unknown to the pinned Halyard"
+                if flags[command][name] == "value" and "=" not in word:
+                    assert i + 1 < len(rest) and not rest[i + 1].startswith("--"), f"{command}: {name} needs a value"
+        checked += 1
+    assert checked >= 5

@@ -383,6 +383,10 @@ def test_require_e2e_turns_missing_prerequisites_into_failures():
     proc = run_e2e({"JDA_REQUIRE_E2E": "1"})
     out = proc.stdout
     assert proc.returncode == 1, out
-    assert re.search(r"6 errors", out), "every e2e test must error in setup, not pass or skip"
+    collected = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e", "--collect-only", "-q",
+                                "-p", "no:cacheprovider"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    total = len([line for line in collected.stdout.splitlines() if "::" in line])
+    assert total >= 6
+    assert re.search(rf"\b{total} errors", out), f"all {total} e2e tests must error in setup, not pass or skip"
     assert "JDA_REQUIRE_E2E=1 but kind is not installed" in out
     assert "E2E DID NOT RUN" not in out

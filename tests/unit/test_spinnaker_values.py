@@ -22,6 +22,12 @@ UPSTREAM = yaml.safe_load((SPINNAKER_DIR / "upstream.yaml").read_text())
 BASE = yaml.safe_load((SPINNAKER_DIR / "values.yaml").read_text())
 OVERLAYS = sorted(SPINNAKER_DIR.glob("values-*.yaml"))
 HAL_FLAGS: dict[str, dict[str, str]] = yaml.safe_load((DATA / "hal-flags.yaml").read_text())
+SPIN = yaml.safe_load((DATA / "upstream" / "spinnaker.yaml").read_text())
+
+
+def semver(version: str) -> tuple[int, ...]:
+    """Halyard's order (Versions.orderBySemVer): numeric major, minor, patch."""
+    return tuple(int(x) for x in version.split("-")[0].split("."))
 UPSTREAM_KEYS = [line.strip() for line in (DATA / "spinnaker-upstream-keys.txt").read_text().splitlines()
                  if line.strip() and not line.startswith("#")]
 
@@ -90,16 +96,54 @@ def test_jenkins_user_and_csrf_match_the_jenkins_chart():
     assert "--csrf" in argv and manifest.jcasc()["jenkins"]["crumbIssuer"] == "standard"
 
 
-def test_csrf_is_a_bare_switch_and_password_comes_from_a_secret_file():
+def test_csrf_takes_a_value_and_password_comes_from_a_secret_file():
+    """Halyard declares --csrf with arity 1 (a bare --csrf would swallow nothing and fail the install);
+    --password is read from standard input, fed by the mounted Secret file."""
     line = next(line for line in script().splitlines() if "master $ACTION" in line)
     argv = shlex.split(line.split("|", 1)[1])
-    i = argv.index("--csrf")
-    assert i == len(argv) - 1 or argv[i + 1].startswith("--"), "--csrf takes no value"
+    assert HAL_FLAGS["config ci jenkins master add"]["--csrf"] == "value"
+    assert argv[argv.index("--csrf") + 1] == "true"
+    assert HAL_FLAGS["config ci jenkins master add"]["--password"] == "stdin"
     j = argv.index("--password")
     assert j == len(argv) - 1 or argv[j + 1].startswith("--"), "--password must read stdin, not a value"
     source = line.split("|", 1)[0].strip()
-    assert source == "cat /opt/halyard/additionalSecrets/jenkins-password"
+    assert source == f"cat {SPIN['upstream_chart']['mounts']['additionalSecrets']}/jenkins-password"
     assert BASE["halyard"]["additionalSecrets"] == {"create": False, "name": "spinnaker-jenkins"}
+
+
+def test_the_release_is_supported_and_the_halyard_can_deploy_it():
+    version = BASE["halyard"]["spinnakerVersion"]
+    line = ".".join(version.split(".")[:2])
+    lines = sorted(SPIN["releases"], key=lambda v: [int(x) for x in v.split(".")], reverse=True)
+    supported = lines[:SPIN["versions_yml"]["supported_lines"]]
+    assert line in supported, f"{version} is not in the {len(supported)} supported lines {supported}"
+    assert version == SPIN["releases"][line]["latest"], "the newest patch of its line"
+    # Halyard refuses a listed release whose minimumHalyardVersion (the release itself) is above it
+    image = BASE["halyard"]["image"]
+    assert SPIN["versions_yml"]["minimum_halyard"] == "same-as-release"
+    assert image["repository"] == SPIN["halyard"]["image"] and SPIN["halyard"]["image_tag"] == "same-as-release"
+    assert semver(image["tag"]) >= semver(version)
+    # the line still ships a Halyard (main dropped it after 2026.2)
+    assert semver(line + ".0") <= semver(SPIN["halyard"]["last_line_with_halyard"] + ".0")
+    assert UPSTREAM["spinnakerVersion"] == version
+    assert UPSTREAM["halyardImage"] == f"{image['repository']}:{image['tag']}"
+
+
+def test_the_upstream_charts_default_halyard_could_not_deploy_it():
+    """Why values.yaml sets halyard.image: the chart's default is older than the release."""
+    default = SPIN["upstream_chart"]["default_halyard_image"].rsplit(":", 1)[1]
+    assert semver(default) < semver(BASE["halyard"]["spinnakerVersion"])
+    assert SPIN["upstream_chart"]["tag"] == f"spinnaker-{UPSTREAM['version']}"
+
+
+def test_igor_needs_a_token_to_trigger_builds_on_this_jenkins():
+    """igor keeps no session cookie and Jenkins binds crumbs to the session, so a password cannot trigger
+    builds; an API token skips the crumb check. The README says so and how to make one."""
+    assert SPIN["igor"]["keeps_session_cookie"] is False and SPIN["jenkins"]["crumb_bound_to_session"] is True
+    assert SPIN["jenkins"]["api_token_skips_crumb"] is True
+    readme = (SPINNAKER_DIR / "README.md").read_text()
+    assert SPIN["jenkins"]["token_endpoint"] in readme and "API token" in readme
+    assert "jenkins-password" in readme
 
 
 @pytest.mark.parametrize("overlay", [None, *OVERLAYS], ids=["base", *[p.stem for p in OVERLAYS]])
@@ -156,4 +200,4 @@ def test_every_key_exists_upstream(path):
 
 def test_upstream_pin_is_consistent():
     assert UPSTREAM["version"] == "2.2.18"
-    assert BASE["halyard"]["spinnakerVersion"] == UPSTREAM["appVersion"]
+    assert BASE["halyard"]["spinnakerVersion"] == UPSTREAM["spinnakerVersion"]

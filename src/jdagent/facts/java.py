@@ -166,7 +166,8 @@ _CLASS_HEADER = re.compile(
     r"(?:\s+permits\s+[^{]+?)?\s*$")
 
 
-def _type_list(text: str | None) -> list[str]:
+def split_types(text: str | None) -> list[str]:
+    """Top-level comma-separated types of a list such as `A<B, C>, D` (generics kept whole)."""
     if not text:
         return []
     out: list[str] = []
@@ -195,8 +196,8 @@ def _class_from(header_text: str, body: str, package: str, outer: str | None) ->
     if kind == "class" and "abstract" in mods:
         kind = "abstract"
     name = match["name"] if outer is None else f"{outer}${match['name']}"
-    extends = _type_list(match["extends"])
-    implements = _type_list(match["implements"])
+    extends = split_types(match["extends"])
+    implements = split_types(match["implements"])
     if kind == "interface":
         implements, extends = extends, []
     cls = JavaClass(name, package, kind, extends, implements)

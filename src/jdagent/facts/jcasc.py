@@ -24,7 +24,7 @@ import yaml
 
 from jdagent import casc, pluginlock
 from jdagent.facts.gitsrc import GitSources, SourceMissing
-from jdagent.facts.java import JavaClass, parse_file, strip
+from jdagent.facts.java import JavaClass, parse_file, split_types, strip
 
 CORE_REPO = "jenkinsci/jenkins"
 JCASC = "configuration-as-code"
@@ -112,7 +112,7 @@ class SourceClasses:
             return self.resolve(type_[:-2], jc, fqcn) + "[]"
         if "<" in type_:
             base, _, args = type_.partition("<")
-            parts = _split_args(args[:-1])
+            parts = split_types(args[:-1])
             resolved = ",".join(self.resolve(a, jc, fqcn) for a in parts)
             return f"{self.resolve(base, jc, fqcn)}<{resolved}>"
         if type_ in PRIMITIVES or type_ in JAVA_LANG or type_ in JAVA_UTIL or type_ in ("?", ""):
@@ -187,7 +187,7 @@ class SourceClasses:
             base = self.resolve(t.split("<")[0], jc, name)
             if "<" in t and base in ("hudson.util.DescribableList", "hudson.util.PersistedList",
                                      "hudson.util.CopyOnWriteList"):
-                facts["element"] = self.resolve(_split_args(t.partition("<")[2][:-1])[0], jc, name)
+                facts["element"] = self.resolve(split_types(t.partition("<")[2][:-1])[0], jc, name)
         self.loaded[name] = facts
         for sup in facts["supertypes"]:
             self.get(sup)
@@ -227,24 +227,6 @@ class SourceClasses:
                         self.get(f"{package.rsplit('.', 1)[0]}.{nested.name}")
         return [n for n, c in self.loaded.items() if c is not None and c.get("kind") not in ("abstract", "interface")
                 and key in casc.symbols_of(c, n, base) and base in casc.ancestors(self, n)]
-
-
-def _split_args(text: str) -> list[str]:
-    out: list[str] = []
-    depth = 0
-    cur: list[str] = []
-    for c in text:
-        if c == "<":
-            depth += 1
-        elif c == ">":
-            depth -= 1
-        if c == "," and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-    out.append("".join(cur))
-    return [o for o in out if o]
 
 
 def configurator_extras(src: GitSources, sc: SourceClasses, repo: str, tag: str) -> None:

@@ -11,8 +11,8 @@ import os
 import docker
 import pytest
 
-from jdagent import images, registry
-from jdagent.podrun import remove_leftovers
+from jdagent.engine import images, registry
+from jdagent.engine.podrun import remove_leftovers
 
 
 def _engine() -> docker.DockerClient | str:
@@ -62,7 +62,7 @@ def _prewarmed(docker_client, standins, images: list[str], name: str) -> str:
     import hashlib
     import inspect
 
-    from jdagent import prewarm
+    from jdagent.engine import prewarm
 
     key = hashlib.sha256(("|".join([standins["dind"], *images]) + inspect.getsource(prewarm)).encode())
     tag = f"jda-prewarmed-{name}:{key.hexdigest()[:12]}"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from jdagent import agentpod, registry, tlsca
-from jdagent.manifest import container, env_of
-from jdagent.podrun import PodRunner
+from jdagent.chart.manifest import container, env_of
+from jdagent.engine import agentpod, registry, tlsca
+from jdagent.engine.podrun import PodRunner
 
 pytestmark = pytest.mark.docker
 PROXY = "http://proxy.invalid:3128"

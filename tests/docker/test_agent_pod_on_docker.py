@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from jdagent import agentpod, netstat
-from jdagent.manifest import container
-from jdagent.podrun import PodRunner
+from jdagent.chart.manifest import container
+from jdagent.chart.render import deep_merge
+from jdagent.engine import agentpod, netstat
+from jdagent.engine.podrun import PodRunner
 
 pytestmark = pytest.mark.docker
 
@@ -194,7 +195,7 @@ def test_helm_test_pod_builds_in_the_agent_pod_spec(docker_client, standins, ope
     path dind is a regular container: it must stop by itself once the test is done, or the pod (and
     `helm test`) would never finish."""
     base = f"{open_registry.address}/busybox:stand-in"
-    overrides = agentpod.deep_merge(
+    overrides = deep_merge(
         agentpod.standin_overrides(standins, dind={"insecureRegistries": [open_registry.address]}),
         {"exampleJob": {"baseImage": base}})
     manifest = agentpod.render(overrides=overrides, kube_version=kube)

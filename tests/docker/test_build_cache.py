@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from jdagent import agentpod, registry
+from jdagent.engine import agentpod, registry
+from jdagent.engine.podrun import PodRunner
 from jdagent.paths import CHART_DIR
-from jdagent.podrun import PodRunner
 
 pytestmark = pytest.mark.docker
 JENKINSFILE = (CHART_DIR / "files" / "Jenkinsfile").read_text()

@@ -14,9 +14,9 @@ import uuid
 
 import pytest
 
-from jdagent import agentpod
-from jdagent.manifest import container
-from jdagent.podrun import PodRunner
+from jdagent.chart.manifest import container
+from jdagent.engine import agentpod
+from jdagent.engine.podrun import PodRunner
 
 pytestmark = pytest.mark.docker
 LIMIT = "384Mi"

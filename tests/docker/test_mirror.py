@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from jdagent import agentpod, registry
-from jdagent.podrun import PodRunner
+from jdagent.chart.render import deep_merge
+from jdagent.engine import agentpod, registry
+from jdagent.engine.podrun import PodRunner
 
 pytestmark = pytest.mark.docker
 IMAGE = "busybox:1.37.0"  # a Docker Hub name: only those go through --registry-mirror
@@ -34,7 +35,7 @@ def upstream(docker_client, standins):
 
 def test_two_agents_pull_through_the_mirror_and_the_upstream_serves_once(docker_client, standins, upstream):
     reg, served_before = upstream
-    overrides = agentpod.deep_merge(agentpod.standin_overrides(standins), {
+    overrides = deep_merge(agentpod.standin_overrides(standins), {
         "mirror": {"enabled": True, "upstream": f"http://{reg.address}",
                    "image": agentpod.image_values(standins["registry"])}})
     manifest = agentpod.render(overrides=overrides, kube_version="1.33.0")

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from jdagent import agentpod
-from jdagent.manifest import container
-from jdagent.podrun import PodRunError, PodRunner
+from jdagent.chart.manifest import container
+from jdagent.engine import agentpod
+from jdagent.engine.podrun import PodRunError, PodRunner
 
 pytestmark = pytest.mark.docker
 

@@ -14,10 +14,12 @@ from collections import Counter
 
 import pytest
 
-from jdagent import kind
+from jdagent.cluster import artifacts, kind, stack
+from jdagent.cluster.portforward import loopback_without_proxy
 from jdagent.paths import ARTIFACTS_DIR
 
-MISSING = kind.missing_prerequisites()
+PROVIDER = kind.KindProvider()
+MISSING = PROVIDER.missing()
 REQUIRED = os.environ.get("JDA_REQUIRE_E2E") == "1"
 _outcomes: Counter[str] = Counter()
 
@@ -56,11 +58,11 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def cluster():
-    kind.loopback_without_proxy()
-    cluster, created = kind.bring_up()
+    loopback_without_proxy()
+    cluster, created = stack.bring_up(PROVIDER)
     yield cluster
     if created and os.environ.get("JDA_KEEP_CLUSTER") != "1":
-        kind.cluster_down(cluster.name)
+        PROVIDER.delete(cluster.name)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -69,5 +71,6 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.when == "call" and report.failed and "cluster" in item.funcargs:
         extra = getattr(item, "jda_artifacts", {})
-        folder = kind.collect_artifacts(item.funcargs["cluster"], ARTIFACTS_DIR / "e2e" / item.name, extra)
+        folder = artifacts.collect_artifacts(item.funcargs["cluster"], ARTIFACTS_DIR / "e2e" / item.name, extra,
+                                             PROVIDER)
         report.sections.append(("e2e artifacts", f"cluster state and logs in {folder}"))

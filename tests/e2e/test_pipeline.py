@@ -9,8 +9,9 @@ import urllib.request
 
 import pytest
 
-from jdagent import jenkinsjob, kind
-from jdagent.registry import MANIFEST_TYPES
+from jdagent.cluster import jenkinsjob, release
+from jdagent.cluster.portforward import port_forward
+from jdagent.engine.registry import MANIFEST_TYPES
 
 JOB = "dind-example"
 # The line the built image prints (docker run), not BuildKit's echo of the RUN instruction.
@@ -22,14 +23,14 @@ def connect(cluster, port: int):
     (and skipping it) needs no e2e extras."""
     import jenkins
 
-    password = kind.admin_password(cluster)
+    password = release.admin_password(cluster)
     return jenkinsjob.connect(lambda: jenkins.Jenkins(f"http://127.0.0.1:{port}", username="admin",
                                                       password=password, timeout=30))
 
 
 @pytest.fixture(scope="module")
 def jenkins_client(cluster):
-    with kind.port_forward(cluster, kind.NAMESPACE, f"svc/{kind.FULLNAME}", 8080) as port:
+    with port_forward(cluster, release.NAMESPACE, f"svc/{release.FULLNAME}", 8080) as port:
         yield connect(cluster, port)
 
 
@@ -41,7 +42,7 @@ def run_job(client, request) -> jenkinsjob.Build:
 
 def registry_digest(cluster, repository: str, tag: str) -> tuple[str, dict]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with kind.port_forward(cluster, "registry", "svc/registry", 5000) as port:
+    with port_forward(cluster, "registry", "svc/registry", 5000) as port:
         req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/{repository}/manifests/{tag}",
                                      headers={"Accept": MANIFEST_TYPES})
         with opener.open(req, timeout=10) as resp:
@@ -49,7 +50,7 @@ def registry_digest(cluster, repository: str, tag: str) -> tuple[str, dict]:
 
 
 def test_helm_test_builds_in_the_agent_pod_spec(cluster):
-    logs = kind.helm_test(cluster)
+    logs = release.helm_test(cluster)
     assert "PASS: multi-stage build works in the dind agent pod" in logs
     assert "dockerd storage driver: vfs (expected: vfs)" in logs
 
@@ -74,15 +75,15 @@ def test_second_build_gets_a_fresh_agent_pod(cluster, jenkins_client, request):
     pod2 = [line for line in second.console.splitlines() if "Agent " in line and "is provisioned" in line]
     assert pod and pod2 and pod != pod2, "each build must run in its own pod"
     # podRetention never: the plugin deletes each agent pod (asynchronously) after its build
-    assert kind.pods_left(cluster) == []
+    assert release.pods_left(cluster) == []
 
 
 def test_controller_restart_keeps_job_and_history(cluster, jenkins_client, request):
     if not (jenkins_client.get_job_info(JOB).get("lastCompletedBuild") or {}).get("number"):
         run_job(jenkins_client, request)  # this test must not depend on the order of the others
     before = jenkins_client.get_job_info(JOB)["lastCompletedBuild"]["number"]
-    kind.restart_controller(cluster)
-    with kind.port_forward(cluster, kind.NAMESPACE, f"svc/{kind.FULLNAME}", 8080) as port:
+    release.restart_controller(cluster)
+    with port_forward(cluster, release.NAMESPACE, f"svc/{release.FULLNAME}", 8080) as port:
         client = connect(cluster, port)
         info = client.get_job_info(JOB)
         assert info["lastCompletedBuild"]["number"] == before

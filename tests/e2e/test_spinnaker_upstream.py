@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jdagent.manifest import Manifest
+from jdagent.chart.manifest import Manifest
 from jdagent.paths import REPO_ROOT, SPINNAKER_DIR
 from jdagent.tools import find_helm
 

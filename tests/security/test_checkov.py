@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jdagent.render import render
+from jdagent.chart.render import render
 from tests.conftest import CI_VALUES
 
 # resource kind -> {check id -> the reason text its checkov.io/skipN annotation must carry}

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from jdagent import k8splugin
-from jdagent.manifest import all_containers, container, env_of, mounts_of, volume
-from jdagent.render import RenderError, render
+from jdagent.chart import k8splugin
+from jdagent.chart.manifest import all_containers, container, env_of, mounts_of, volume
+from jdagent.chart.render import RenderError, render
 from tests.conftest import CI_VALUES
 
 RUNTIME = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "jenkins-runtime.yaml").read_text())

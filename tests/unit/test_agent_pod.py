@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from jdagent.manifest import container, env_of, is_native_sidecar, mounts_of, volume
+from jdagent.chart.manifest import container, env_of, is_native_sidecar, mounts_of, volume
+from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
-from jdagent.render import render
 from tests.conftest import CI_VALUES, ci_ids
 
 
@@ -155,7 +155,7 @@ def test_classic_path_polls_fast_and_bounded_before_the_agent(override):
 
 
 def test_native_sidecar_true_is_refused_on_old_clusters():
-    from jdagent.render import RenderError
+    from jdagent.chart.render import RenderError
 
     with pytest.raises(RenderError, match=r"agent\.nativeSidecar"):
         render(kube_version="1.28.0", overrides={"agent": {"nativeSidecar": "true"}})

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from jdagent import casc
-from jdagent.manifest import container, env_of, mounts_of, volume
-from jdagent.render import RenderError, render
+from jdagent.chart import casc
+from jdagent.chart.manifest import container, env_of, mounts_of, volume
+from jdagent.chart.render import RenderError, render
 from tests.conftest import CI_VALUES, RENDER_CASES, ci_ids
 
 RUNTIME = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "jenkins-runtime.yaml").read_text())
@@ -439,7 +439,7 @@ def test_the_env_secret_skip_is_declared_only_with_reload():
 
 @pytest.mark.parametrize("version", ["1.29.0", "1.37.0"])
 def test_optional_objects_validate_strictly_where_their_apis_are_served(version):
-    from jdagent.kubeschema import validation_errors
+    from jdagent.chart.kubeschema import validation_errors
 
     manifest = render(values=CI["platform"], kube_version=version, api_versions=[MONITORING, GATEWAY])
     kinds = {o["kind"] for o in manifest.objects}

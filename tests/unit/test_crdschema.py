@@ -8,9 +8,9 @@ import copy
 
 import pytest
 
-from jdagent import crdschema
-from jdagent.kubeschema import validation_errors
-from jdagent.render import render
+from jdagent.chart import crdschema
+from jdagent.chart.kubeschema import validation_errors
+from jdagent.chart.render import render
 
 ROUTE = render(overrides={"controller": {"httpRoute": {"enabled": True, "force": True,
                                                         "parentRefs": [{"name": "gw"}], "hostnames": ["ci.example"]}}}

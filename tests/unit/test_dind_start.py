@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from jdagent.manifest import container, env_of
+from jdagent.chart.manifest import container, env_of
+from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
-from jdagent.render import render
 
 SCRIPT = CHART_DIR / "files" / "dind-start.sh"
 V1 = """12:pids:/kubepods/burstable/pod1/c0ffee

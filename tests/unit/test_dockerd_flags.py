@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jdagent.chart.manifest import container
+from jdagent.chart.render import render
 from jdagent.facts.dockerd import OWNED, extra_args_schema
-from jdagent.manifest import container
 from jdagent.paths import CHART_DIR
-from jdagent.render import render
 from tests.conftest import CI_VALUES, ci_ids
 
 FACTS = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "dockerd.yaml").read_text())

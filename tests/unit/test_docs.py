@@ -6,14 +6,14 @@ import json
 
 import yaml
 
+from jdagent.chart.valuesdoc import deref, described_keys, leaf_keys, readme_block, table
 from jdagent.paths import CHART_DIR, REPO_ROOT
-from jdagent.valuesdoc import deref, described_keys, leaf_keys, readme_block, table
 
 VALUES = CHART_DIR / "values.yaml"
 
 
 def test_readme_values_table_matches_values_yaml():
-    assert readme_block(CHART_DIR / "README.md") == table(), "run: python -m jdagent.valuesdoc --write"
+    assert readme_block(CHART_DIR / "README.md") == table(), "run: python -m jdagent.chart.valuesdoc --write"
 
 
 def test_every_value_is_described():

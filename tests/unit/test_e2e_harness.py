@@ -1,6 +1,7 @@
-"""The e2e harness (jdagent.kind, jdagent.jenkinsjob, tests/e2e/conftest.py) on its error paths, run here
-with small fake `kind`, `kubectl` and `helm` executables on PATH (they log their arguments and answer
-what a test asks for). The real ones only run where kind and internet exist."""
+"""The e2e harness (jdagent.cluster: the kind provider, release, port-forward, jenkinsjob; and
+tests/e2e/conftest.py) on its error paths, run here with small fake `kind`, `kubectl` and `helm`
+executables on PATH (they log their arguments and answer what a test asks for). The real ones only
+run where kind and internet exist."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jdagent import jenkinsjob, kind, tools
+from jdagent import tools
+from jdagent.cluster import jenkinsjob, kind, portforward, release, stack
 from jdagent.paths import REPO_ROOT
 
 KIND_FACTS = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "kind.yaml").read_text())
@@ -30,6 +32,7 @@ case "$1 $2" in
   "create cluster")
     while [ "$#" -gt 0 ]; do [ "$1" = --kubeconfig ] && echo "apiVersion: v1" > "$2"; shift; done ;;
   "export logs") mkdir -p "$3" && echo "node log" > "$3/kubelet.log" ;;
+  "load docker-image") [ "$#" -ge 3 ] || { echo "ERROR: a list of image names is required" >&2; exit 1; } ;;
 esac
 """
 
@@ -70,6 +73,7 @@ def fakes(tmp_path, monkeypatch):
     for var in ("HELM_BIN", "HELM3_BIN", "HELM4_BIN", "FAKE_CLUSTERS", "FAKE_HELM_STATUS", "FAKE_HELM_UPGRADE_FAIL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(kind, "ARTIFACTS_DIR", tmp_path / "artifacts")
+    monkeypatch.setattr(stack, "ARTIFACTS_DIR", tmp_path / "artifacts")
     user_kubeconfig = tmp_path / "user-kubeconfig"
     user_kubeconfig.write_text("current-context: my-prod-cluster\n")
     monkeypatch.setenv("KUBECONFIG", str(user_kubeconfig))
@@ -139,7 +143,7 @@ def test_tox_e2e_does_not_provision_helm_3():
 # --- cluster, setup failure, pending releases ------------------------------------------------------
 def test_a_new_cluster_gets_a_private_kubeconfig(fakes):
     before = fakes["user_kubeconfig"].read_text()
-    cluster, created = kind.cluster_up("jda-test")
+    cluster, created = kind.KindProvider().up("jda-test")
     assert created
     [create] = [a for a in calls(fakes, "kind") if a[:2] == ["create", "cluster"]]
     private = create[create.index("--kubeconfig") + 1]
@@ -152,7 +156,7 @@ def test_a_new_cluster_gets_a_private_kubeconfig(fakes):
 
 def test_an_existing_cluster_is_reused(fakes, monkeypatch):
     monkeypatch.setenv("FAKE_CLUSTERS", "other jda-test")
-    cluster, created = kind.cluster_up("jda-test")
+    cluster, created = kind.KindProvider().up("jda-test")
     assert not created
     assert not [a for a in calls(fakes, "kind") if a[:2] == ["create", "cluster"]]
     assert "fake kubeconfig" in cluster.kubeconfig.read_text()
@@ -160,9 +164,9 @@ def test_an_existing_cluster_is_reused(fakes, monkeypatch):
 
 def test_a_failed_install_keeps_the_cluster_and_saves_evidence(fakes, monkeypatch):
     monkeypatch.setenv("FAKE_HELM_UPGRADE_FAIL", "1")
-    monkeypatch.setattr(kind, "INSTALL_TIMEOUT_S", 5)
+    monkeypatch.setattr(release, "INSTALL_TIMEOUT_S", 5)
     with pytest.raises(RuntimeError, match="upgrade --install"):
-        kind.bring_up("jda-test")
+        stack.bring_up(kind.KindProvider(), "jda-test")
     setup = fakes["tmp"] / "artifacts" / "e2e" / "setup"
     for name in ("ci-events.txt", "ci-agents-pods.yaml", "helm-status.txt", "helm-history.txt",
                  "ci-ci-jenkins-dind-agent-0.log", "kind/kubelet.log"):
@@ -171,13 +175,22 @@ def test_a_failed_install_keeps_the_cluster_and_saves_evidence(fakes, monkeypatc
     kind_flags_are_known(fakes)
 
 
+
+def test_the_provider_loads_a_local_image_into_its_own_cluster(fakes):
+    provider = kind.KindProvider()
+    cluster, _ = provider.up("jda-test")
+    provider.load_image(cluster, "jda-standin-dind:abc123")
+    [load] = [a for a in calls(fakes, "kind") if a[:2] == ["load", "docker-image"]]
+    assert load[load.index("--name") + 1] == "jda-test" and load[-1] == "jda-standin-dind:abc123"
+    kind_flags_are_known(fakes)
+
 @pytest.mark.parametrize("status,action", [("pending-install", "uninstall"), ("pending-upgrade", "rollback"),
                                            ("pending-rollback", "rollback"), ("deployed", None)])
 def test_a_release_left_pending_is_recovered_before_the_install(fakes, monkeypatch, status, action):
     monkeypatch.setenv("FAKE_HELM_STATUS", status)
-    monkeypatch.setattr(kind, "INSTALL_TIMEOUT_S", 5)
-    cluster, _ = kind.cluster_up("jda-test")
-    kind.install_chart(cluster)
+    monkeypatch.setattr(release, "INSTALL_TIMEOUT_S", 5)
+    cluster, _ = kind.KindProvider().up("jda-test")
+    release.install_chart(cluster)
     verbs = [a[2] for a in calls(fakes, "helm") if a[:1] == ["--kubeconfig"]]
     upgrade = verbs.index("upgrade")
     if action:
@@ -187,12 +200,12 @@ def test_a_release_left_pending_is_recovered_before_the_install(fakes, monkeypat
 
 
 def test_a_port_forward_that_fails_reports_kubectl_and_does_not_hang(fakes):
-    cluster, _ = kind.cluster_up("jda-test")
+    cluster, _ = kind.KindProvider().up("jda-test")
     result: dict = {}
 
     def attempt() -> None:
         try:
-            with kind.port_forward(cluster, "ci", "svc/x", 8080, deadline_s=20):
+            with portforward.port_forward(cluster, "ci", "svc/x", 8080, deadline_s=20):
                 result["opened"] = True
         except RuntimeError as exc:
             result["error"] = str(exc)
@@ -230,9 +243,9 @@ class FakeCluster:
 
 
 def test_restart_waits_for_the_replacement_pod_not_rollout_status(monkeypatch):
-    monkeypatch.setattr(kind.time, "sleep", lambda s: None)
+    monkeypatch.setattr(release.time, "sleep", lambda s: None)
     fake = FakeCluster({"jsonpath={.metadata.uid}": [(0, "old"), (0, "old"), (1, ""), (0, "new")]})
-    kind.restart_controller(fake)
+    release.restart_controller(fake)
     joined = [" ".join(c) for c in fake.calls]
     assert not any("rollout" in c for c in joined)
     assert any("delete pod ci-jenkins-dind-agent-0 --wait=false" in c for c in joined)
@@ -241,28 +254,28 @@ def test_restart_waits_for_the_replacement_pod_not_rollout_status(monkeypatch):
 
 
 def test_leftover_agent_pods_are_polled_until_the_plugin_deleted_them(monkeypatch):
-    monkeypatch.setattr(kind.time, "sleep", lambda s: None)
+    monkeypatch.setattr(release.time, "sleep", lambda s: None)
     fake = FakeCluster({"get pods": [(0, "pod/dind-abc\npod/ci-jenkins-dind-agent-dind-build-test"),
                                      (0, "pod/ci-jenkins-dind-agent-dind-build-test")]})
-    assert kind.pods_left(fake) == []
+    assert release.pods_left(fake) == []
     assert len(fake.calls) == 2
 
 
 def test_helm_test_reads_the_pod_log_in_the_agent_namespace():
     fake = FakeCluster({"logs": [(0, "PASS: multi-stage build works in the dind agent pod\n")]})
-    assert "PASS" in kind.helm_test(fake)
+    assert "PASS" in release.helm_test(fake)
     [test, logs] = fake.calls
     assert "--logs" not in test
     assert logs == ("-n", "ci-agents", "logs", "pod/ci-jenkins-dind-agent-dind-build-test", "-c", "jnlp")
     failing = FakeCluster({"helm": [(1, "")], "logs": [(0, "FAIL: dockerd runs on overlay2")]})
     with pytest.raises(RuntimeError, match="FAIL: dockerd runs on overlay2"):
-        kind.helm_test(failing)
+        release.helm_test(failing)
 
 
 def test_loopback_is_excluded_from_proxies(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "corp.example")
     monkeypatch.delenv("no_proxy", raising=False)
-    kind.loopback_without_proxy()
+    portforward.loopback_without_proxy()
     assert os.environ["NO_PROXY"].split(",") == ["corp.example", "127.0.0.1", "localhost"]
     assert "127.0.0.1" in os.environ["no_proxy"].split(",")
 

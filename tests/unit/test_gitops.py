@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jdagent import golden
+from jdagent.chart import golden
+from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR, REPO_ROOT, SPINNAKER_DIR
-from jdagent.render import render
 from tests.conftest import GITOPS_VALUES
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -126,13 +126,13 @@ def test_gitops_render_is_byte_identical(values):
 @pytest.mark.parametrize("values", GITOPS_VALUES, ids=lambda p: p.stem)
 def test_gitops_render_equals_the_committed_golden_render(values):
     """Two renders a second apart agree even with an hourly timestamp; the committed render does not.
-    After an intended change: `python -m jdagent.golden --write` and review the diff."""
+    After an intended change: `python -m jdagent.chart.golden --write` and review the diff."""
     path = golden.golden_path(values)
-    assert path.is_file(), f"no golden render for {values.name}: python -m jdagent.golden --write"
+    assert path.is_file(), f"no golden render for {values.name}: python -m jdagent.chart.golden --write"
     fresh = golden.fresh(values)
     if fresh != path.read_text():
         diff = difflib.unified_diff(path.read_text().splitlines(), fresh.splitlines(), lineterm="", n=0)
-        pytest.fail("render differs from " + path.name + " (python -m jdagent.golden --write if intended):\n"
+        pytest.fail("render differs from " + path.name + " (python -m jdagent.chart.golden --write if intended):\n"
                     + "\n".join(list(diff)[:40]))
 
 
@@ -156,7 +156,7 @@ def test_gitops_overlays_run_the_build_test_under_argo(values):
 def test_spinnaker_overlay_registry_matches_the_jenkins_overlay(env):
     from urllib.parse import urlsplit
 
-    from jdagent.agentpod import deep_merge
+    from jdagent.chart.render import deep_merge
 
     spin = deep_merge(yaml.safe_load((SPINNAKER_DIR / "values.yaml").read_text()),
                       yaml.safe_load((SPINNAKER_DIR / f"values-{env}.yaml").read_text()))

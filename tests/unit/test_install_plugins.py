@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
-from jdagent.render import render
 
 SCRIPT = CHART_DIR / "files" / "install-plugins.sh"
 CLI = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "jenkins-plugin-cli.yaml").read_text())

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from jdagent import casc, pluginlock
-from jdagent.render import render
+from jdagent.chart import casc, pluginlock
+from jdagent.chart.render import render
 from tests.conftest import RENDER_CASES, ci_ids
 
 FACTS = casc.Facts.load()

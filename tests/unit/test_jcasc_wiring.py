@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from jdagent.manifest import container, env_of, mounts_of, volume
-from jdagent.render import render
+from jdagent.chart.manifest import container, env_of, mounts_of, volume
+from jdagent.chart.render import render
 from tests.conftest import CI_VALUES, ci_ids
 
 
@@ -64,7 +64,7 @@ def test_cloud_uses_agent_namespace_and_caps():
 
 
 def test_instance_cap_above_container_cap_is_refused():
-    from jdagent.render import RenderError
+    from jdagent.chart.render import RenderError
 
     with pytest.raises(RenderError, match=r"agent\.instanceCap"):
         render(overrides={"agent": {"containerCap": 2, "instanceCap": 5}})

@@ -10,16 +10,16 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from jdagent import agentpod
-from jdagent.manifest import container, env_of, mounts_of
-from jdagent.render import RenderError, render
+from jdagent.chart.manifest import container, env_of, mounts_of
+from jdagent.chart.render import RenderError, deep_merge, render
+from jdagent.engine import agentpod
 
 DIST = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "distribution.yaml").read_text())
 ON = {"mirror": {"enabled": True}}
 
 
 def mirror(**kw):
-    return render(overrides=agentpod.deep_merge(ON, kw.pop("overrides", {})), **kw)
+    return render(overrides=deep_merge(ON, kw.pop("overrides", {})), **kw)
 
 
 def dotted(doc, prefix=""):

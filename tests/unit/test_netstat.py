@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jdagent import netstat
+from jdagent.engine import netstat
 
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 TCP = HEADER + (

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
-from jdagent.render import render
 from jdagent.tools import find_helm
 
 

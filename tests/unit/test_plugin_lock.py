@@ -10,10 +10,10 @@ import sys
 import pytest
 import yaml
 
-from jdagent import pluginlock
-from jdagent.manifest import container
+from jdagent.chart import pluginlock
+from jdagent.chart.manifest import container
+from jdagent.chart.render import RenderError, render
 from jdagent.paths import CHART_DIR, REPO_ROOT
-from jdagent.render import RenderError, render
 from tests.conftest import RENDER_CASES, ci_ids
 
 LOCK = pluginlock.lock()
@@ -155,7 +155,7 @@ def test_additional_plugins_format_is_checked_at_render_time(bad, helm_major):
 
 def test_cli_check_of_a_values_file(tmp_path):
     def run(*values: str):
-        args = [sys.executable, "-m", "jdagent.pluginlock", "check"]
+        args = [sys.executable, "-m", "jdagent.chart.pluginlock", "check"]
         for v in values:
             args += ["-f", v]
         return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True)
@@ -180,7 +180,7 @@ def test_the_team_case_installs_the_locks_oidc_set_with_facts():
     extra = pluginlock.parse_plugins(values["controller"]["additionalPlugins"])
     assert extra == LOCK["sets"]["oidc"]
     assert set(LOCK["roots"]["oidc"]) <= set(extra)
-    result = subprocess.run([sys.executable, "-m", "jdagent.pluginlock", "check", "-f",
+    result = subprocess.run([sys.executable, "-m", "jdagent.chart.pluginlock", "check", "-f",
                              str(CHART_DIR / "ci" / "team-values.yaml")], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and "note:" not in result.stdout, result.stdout + result.stderr
 

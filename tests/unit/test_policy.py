@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from jdagent.manifest import all_containers
-from jdagent.render import render
+from jdagent.chart.manifest import all_containers
+from jdagent.chart.render import render
 from tests.conftest import RENDER_CASES, ci_ids
 
 IMAGE_RE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9._-]+)*:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)"

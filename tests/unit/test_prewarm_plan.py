@@ -1,4 +1,4 @@
-"""scripts/build-prewarmed-dind's decisions (jdagent.prewarm), and how the chart reads what it baked.
+"""scripts/build-prewarmed-dind's decisions (jdagent.engine.prewarm), and how the chart reads what it baked.
 The Docker tier builds real prewarmed images and runs agents on them (tests/docker/test_prewarm.py)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import tarfile
 
-from jdagent import prewarm
-from jdagent.manifest import container, env_of
-from jdagent.render import render
+from jdagent.chart.manifest import container, env_of
+from jdagent.chart.render import render
+from jdagent.engine import prewarm
 
 
 def save_archive(path, layers: list[list[str]]) -> None:

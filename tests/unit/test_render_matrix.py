@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from jdagent.kubeschema import CLASSIC_VERSIONS, NATIVE_VERSIONS, validation_errors
-from jdagent.manifest import is_native_sidecar
-from jdagent.render import render
+from jdagent.chart.kubeschema import CLASSIC_VERSIONS, NATIVE_VERSIONS, validation_errors
+from jdagent.chart.manifest import is_native_sidecar
+from jdagent.chart.render import render
 from tests.conftest import CI_VALUES, RENDER_CASES, ci_ids
 
 

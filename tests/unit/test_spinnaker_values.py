@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from jdagent.agentpod import deep_merge
+from jdagent.chart.render import deep_merge, render
 from jdagent.paths import REPO_ROOT, SPINNAKER_DIR
-from jdagent.render import render
 
 DATA = Path(__file__).parent / "data"
 UPSTREAM = yaml.safe_load((SPINNAKER_DIR / "upstream.yaml").read_text())

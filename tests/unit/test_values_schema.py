@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jdagent.render import RenderError, render
+from jdagent.chart.render import RenderError, render
 
 DATA = Path(__file__).parent / "data"
 GROUPS = yaml.safe_load((DATA / "invalid-values.yaml").read_text())

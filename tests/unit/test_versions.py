@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from jdagent import pluginlock
+from jdagent.chart import pluginlock
 from jdagent.paths import CHART_DIR
 
 DATA = Path(__file__).parent / "data" / "upstream"

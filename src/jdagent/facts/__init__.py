@@ -1,7 +1,6 @@
-"""Regenerate the upstream facts the tests check the chart against (plugin lock, JCasC attributes).
+"""Upstream facts: read the upstream sources at their pinned tags (jenkinsci/bom, plugins, Jenkins core,
+moby, CRDs, Halyard) and write tests/unit/data/upstream/ and the plugin lock. Run by hand when a pin
+moves (README, "Moving a pin"); the tests only read their output.
 
-These modules read the upstream sources (git snapshots of jenkinsci/bom, the plugins, Jenkins core)
-and write the YAML data files under tests/unit/data/upstream/ and the chart's plugin lock. They are
-run by hand when a pin moves (see the repository README, "Moving a pin"); the tests only read their
-output.
-"""
+May import `jdagent.chart` (to compare what it renders and locks) and tooling; never the engine or
+cluster layers."""

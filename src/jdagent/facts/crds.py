@@ -7,7 +7,7 @@ can render (HTTPRoute, ServiceMonitor) or that its ci/ cases render through extr
 Only the served storage version is kept, without the `description` texts (they are prose, and most
 of the size); types, required fields, enums, patterns, bounds and the x-kubernetes-* markers stay.
 CEL rules (x-kubernetes-validations) are kept as recorded facts but not evaluated by
-jdagent.crdschema.
+jdagent.chart.crdschema.
 """
 
 from __future__ import annotations

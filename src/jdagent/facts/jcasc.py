@@ -4,7 +4,7 @@ core and plugins.
 
     python -m jdagent.facts.jcasc --sources DIR [--sources DIR2]
 
-It renders the chart for every render case, walks each JCasC document with jdagent.casc, loading
+It renders the chart for every render case, walks each JCasC document with jdagent.chart.casc, loading
 every class the walk needs from the sources (jenkinsci/jenkins at jenkins-<core>, each plugin at the
 tag recorded in jenkins-plugins.yaml), and writes the facts of every class it loaded. A key the
 sources do not offer is reported and makes the command fail.
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from jdagent import casc, pluginlock
+from jdagent.chart import casc, pluginlock
 from jdagent.facts.gitsrc import GitSources, SourceMissing
 from jdagent.facts.java import JavaClass, parse_file, split_types, strip
 
@@ -277,7 +277,7 @@ def configurator_extras(src: GitSources, sc: SourceClasses, repo: str, tag: str)
 
 def rendered_documents() -> list[tuple[str, dict[str, Any]]]:
     """(case, JCasC document) for every render case of the tests (imported lazily: pytest conftest)."""
-    from jdagent.render import render
+    from jdagent.chart.render import render
 
     cases = sorted((casc_dir() / "ci").glob("*-values.yaml"))
     cases += sorted((casc_dir().parent.parent / "deploy" / "values").glob("jenkins-*.yaml"))

@@ -156,13 +156,13 @@ class Resolver:
 
     def newest_available(self, name: str, version: str) -> str | None:
         """The newest release not newer than `version` whose source the snapshot holds."""
-        from jdagent.pluginlock import older
+        from jdagent.chart.pluginlock import older
 
         repo = self.repo_of(name)
         candidates = [v for v in self.released(repo, name) if not older(version, v)]
         if not candidates:
             return None
-        from jdagent.pluginlock import version_key
+        from jdagent.chart.pluginlock import version_key
 
         return max(candidates, key=version_key)
 
@@ -295,7 +295,7 @@ def settle(resolver: Resolver, sets: dict[str, list[str]], versions: dict[str, s
            facts: dict[str, Fact], overrides: dict[str, dict[str, str]], core: str) -> None:
     """With fallbacks, a plugin at its BOM version may need a newer dependency than the one whose source
     exists. Step such a plugin back to its newest release whose dependencies the set satisfies."""
-    from jdagent.pluginlock import check, older, version_key
+    from jdagent.chart.pluginlock import check, older, version_key
 
     install = {n: versions[n] for names in sets.values() for n in names}
     for _ in range(50):

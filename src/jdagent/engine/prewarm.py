@@ -40,7 +40,7 @@ from typing import Any
 import docker
 from docker.errors import ImageNotFound
 
-from jdagent.podrun import PodRunError, PodRunner
+from jdagent.engine.podrun import PodRunError, PodRunner
 
 DATA_ROOTS = "/var/lib/jda-prewarm/data-root"
 ARCHIVES = "/opt/jda-prewarm"

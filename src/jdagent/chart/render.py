@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from jdagent.manifest import Manifest
+from jdagent.chart.manifest import Manifest
 from jdagent.paths import CHART_DIR
 from jdagent.tools import find_helm
 
@@ -23,6 +23,17 @@ class RenderError(RuntimeError):
         super().__init__(f"{' '.join(cmd)} failed:\n{stderr.strip()}")
         self.cmd = cmd
         self.stderr = stderr
+
+
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`extra` laid over `base`, mapping by mapping (how helm merges values files and --set)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def render(

@@ -19,8 +19,8 @@ from typing import Any
 import docker
 from docker.models.containers import Container
 
-from jdagent.podrun import dockerconfigjson, owner_labels
-from jdagent.tlsca import ServerCert
+from jdagent.engine.podrun import dockerconfigjson, owner_labels
+from jdagent.engine.tlsca import ServerCert
 
 
 def _tar(files: dict[str, bytes]) -> bytes:

@@ -3,7 +3,7 @@ base for sample builds, and Debian's docker-registry, all built from a debootstr
 that nothing is pulled from a container registry.
 
 Images are tagged with a hash of their build context and reused when already present.
-`python -m jdagent.images` (scripts/build-standins) builds them all and prints their tags.
+`python -m jdagent.engine.images` (scripts/build-standins) builds them all and prints their tags.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def ensure_base(cli: docker.DockerClient) -> str:
 
 
 def _context(name: str) -> Path:
-    return Path(str(resources.files("jdagent") / "standins" / name))
+    return Path(str(resources.files("jdagent.engine") / "standins" / name))
 
 
 def _context_hash(path: Path, base_id: str) -> str:

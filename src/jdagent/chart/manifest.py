@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from jdagent import k8splugin
+from jdagent.chart import k8splugin
 
 Obj = dict[str, Any]
 

@@ -2,7 +2,7 @@
 byte for byte. tests/unit/test_gitops.py compares a fresh render with these files, so anything that
 makes a render depend on the time, on randomness or on the cluster shows up as a diff.
 
-    python -m jdagent.golden --write     # after an intended template change; review the diff
+    python -m jdagent.chart.golden --write     # after an intended template change; review the diff
 
 Renders use the pinned helm 4, release "ci", namespace "ci" and Kubernetes 1.33.0.
 """
@@ -14,8 +14,8 @@ import difflib
 import sys
 from pathlib import Path
 
+from jdagent.chart.render import render
 from jdagent.paths import REPO_ROOT
-from jdagent.render import render
 
 GOLDEN_DIR = REPO_ROOT / "tests" / "unit" / "data" / "golden"
 KUBE_VERSION = "1.33.0"

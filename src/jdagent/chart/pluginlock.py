@@ -11,7 +11,7 @@ tests/unit/data/upstream/jenkins-plugins.yaml and its recorded sources:
   - Jenkins core adds optional implied dependencies on detached plugins for plugins built against a core
     older than the detachment (split-plugins.txt): when such a plugin is installed, its version counts.
 
-`python -m jdagent.pluginlock check [-f values.yaml ...]` runs the same checks on a values file's
+`python -m jdagent.chart.pluginlock check [-f values.yaml ...]` runs the same checks on a values file's
 controller.additionalPlugins where facts exist.
 """
 
@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 from univers.versions import MavenVersion
 
+from jdagent.chart.render import deep_merge
 from jdagent.paths import CHART_DIR, REPO_ROOT
 
 LOCK_FILE = CHART_DIR / "files" / "plugins-lock.yaml"
@@ -147,8 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-f", "--values", type=Path, action="append", default=[])
     args = parser.parse_args(argv)
     values: dict[str, Any] = {}
-    from jdagent.agentpod import deep_merge
-
     for path in args.values:
         values = deep_merge(values, load_yaml(path) or {})
     data, known = lock(), facts()

@@ -1,6 +1,6 @@
 """The values table of the chart README, generated from values.yaml's `# --` comments.
 
-`python -m jdagent.valuesdoc` prints the table; `--write` replaces the block between the
+`python -m jdagent.chart.valuesdoc` prints the table; `--write` replaces the block between the
 `<!-- values:start -->` and `<!-- values:end -->` markers in the chart README.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from jdagent.docblocks import read_block, write_block
+from jdagent.chart.docblocks import read_block, write_block
 from jdagent.paths import CHART_DIR
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+):(?P<rest>.*)$")

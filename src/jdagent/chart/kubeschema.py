@@ -1,6 +1,6 @@
 """Strict validation of rendered objects against the real Kubernetes OpenAPI-derived JSON schemas
 (kubernetes-validate ships them per minor version), and of the custom resources the chart knows
-against their projects' CRD schemas (jdagent.crdschema). An object of any other kind is an error."""
+against their projects' CRD schemas (jdagent.chart.crdschema). An object of any other kind is an error."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 import kubernetes_validate
 
-from jdagent import crdschema
-from jdagent.manifest import Obj
+from jdagent.chart import crdschema
+from jdagent.chart.manifest import Obj
 
 # Oldest supported (the chart's kubeVersion floor, classic sidecar path), first native-sidecar
 # release, a middle one and the newest the schema package ships.

@@ -38,11 +38,12 @@ from urllib.parse import urlsplit
 import docker
 from docker.errors import APIError, ImageNotFound
 
-from jdagent import agentpod, images, prewarm, registry
-from jdagent.docblocks import write_block
-from jdagent.manifest import Obj, container
+from jdagent.chart.docblocks import write_block
+from jdagent.chart.manifest import Obj, container
+from jdagent.chart.render import deep_merge
+from jdagent.engine import agentpod, images, prewarm, registry
+from jdagent.engine.podrun import PodRunner
 from jdagent.paths import ARTIFACTS_DIR, CHART_DIR
-from jdagent.podrun import PodRunner
 
 LABEL = "jda.bench"
 BENCH_DOCKERFILE = b"""ARG BASE_IMAGE
@@ -88,7 +89,7 @@ class Bench:
 
     def pod(self, mutate: Callable[[Obj], None] | None = None, hosts: dict[str, str] | None = None,
             overrides: dict[str, Any] | None = None, **agent: Any) -> PodRunner:
-        values = agentpod.deep_merge(agentpod.standin_overrides(self.standins, **agent), overrides or {})
+        values = deep_merge(agentpod.standin_overrides(self.standins, **agent), overrides or {})
         manifest, spec = agentpod.render_agent_pod(overrides=values, kube_version="1.33.0")
         spec = copy.deepcopy(spec)
         if mutate:
@@ -251,7 +252,7 @@ class Bench:
             since = len(upstream.served())
             values = {"mirror": {"enabled": True, "upstream": f"http://{upstream.address}",
                                  "image": agentpod.image_values(self.standins["registry"])}}
-            manifest = agentpod.render(overrides=agentpod.deep_merge(agentpod.standin_overrides(self.standins), values),
+            manifest = agentpod.render(overrides=deep_merge(agentpod.standin_overrides(self.standins), values),
                                        kube_version="1.33.0")
             spec, files = agentpod.mirror_pod(manifest)
             [url] = agentpod.registry_mirrors(manifest.agent_pod()["spec"])

@@ -47,7 +47,7 @@ from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 from docker.types import Mount
 
-from jdagent.manifest import Obj
+from jdagent.chart.manifest import Obj
 
 LABEL = "jda.run"
 OWNER = "jda.owner"

@@ -15,9 +15,9 @@ from typing import Any
 
 import docker
 
-from jdagent import agentpod, images
-from jdagent.podrun import PodRunError, PodRunner
-from jdagent.render import RenderError
+from jdagent.chart.render import RenderError
+from jdagent.engine import agentpod, images
+from jdagent.engine.podrun import PodRunError, PodRunner
 
 
 def log(message: str) -> None:

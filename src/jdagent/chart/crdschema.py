@@ -16,7 +16,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from jdagent.manifest import Obj
+from jdagent.chart.manifest import Obj
 from jdagent.paths import REPO_ROOT
 
 FACTS_FILE = REPO_ROOT / "tests" / "unit" / "data" / "upstream" / "crds.yaml"

@@ -15,10 +15,10 @@ from typing import Any
 
 import docker
 
-from jdagent.manifest import Manifest, Obj
+from jdagent.chart.manifest import Manifest, Obj
+from jdagent.chart.render import render
+from jdagent.engine.podrun import ExecResult, PodRunner
 from jdagent.paths import CHART_DIR
-from jdagent.podrun import ExecResult, PodRunner
-from jdagent.render import render
 
 SAMPLE_DOCKERFILE = CHART_DIR / "files" / "sample" / "Dockerfile"
 WORKSPACE = "/home/jenkins/agent"
@@ -36,16 +36,6 @@ def standin_overrides(standins: Mapping[str, str], **agent: Any) -> dict[str, An
         "agent": {"jnlp": {"image": image_values(standins["jnlp"])}, "dind": dind, **agent},
         "exampleJob": {"baseImage": standins["busybox"]},
     }
-
-
-def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def render_agent_pod(values: Iterable[Path] = (), overrides: Mapping[str, Any] | None = None,
@@ -82,7 +72,7 @@ def mirror_pod(manifest: Manifest) -> tuple[Obj, dict[str, dict[str, bytes]]]:
 
 def registry_mirrors(agent_spec: Obj) -> list[str]:
     """The --registry-mirror URLs the agent's dockerd is started with."""
-    from jdagent.manifest import container
+    from jdagent.chart.manifest import container
 
     return [a.split("=", 1)[1] for a in container(agent_spec, "dind")["args"] if a.startswith("--registry-mirror=")]
 

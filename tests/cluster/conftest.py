@@ -1,0 +1,132 @@
+"""Cluster tier: a real single-node Kubernetes (the `local` provider: API server, etcd, kubelet,
+containerd, runc, kube-proxy, built from the upstream Go modules) runs the chart.
+
+Every test here SKIPS naming what is missing (not Linux, not root, no Go, a missing package);
+JDA_REQUIRE_CLUSTER=1 (set by .ci/run) turns that into a failure. JDA_KEEP_CLUSTER=1 keeps the
+cluster after the run; a failed test saves the cluster's state to .artifacts/cluster/<test>/.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import docker
+import pytest
+import yaml
+
+from jdagent.cluster import artifacts
+from jdagent.cluster.local.node import LocalProvider
+from jdagent.cluster.portforward import loopback_without_proxy, port_forward
+from jdagent.engine import images
+from jdagent.paths import ARTIFACTS_DIR, REPO_ROOT
+from tests.cluster.kube import REGISTRY, REGISTRY_IP, apply, namespace
+
+PROVIDER = LocalProvider()
+MISSING = PROVIDER.missing()
+REQUIRED = os.environ.get("JDA_REQUIRE_CLUSTER") == "1"
+NAME = os.environ.get("JDA_LOCAL_CLUSTER", "jda-ci")
+CRDS = yaml.safe_load((REPO_ROOT / "tests" / "unit" / "data" / "upstream" / "crds.yaml").read_text())
+PLURALS = {"HTTPRoute": "httproutes", "ServiceMonitor": "servicemonitors", "ExternalSecret": "externalsecrets"}
+_outcomes: Counter[str] = Counter()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/cluster" in str(item.fspath) and MISSING and not REQUIRED:
+            item.add_marker(pytest.mark.skip(reason=MISSING))
+
+
+def pytest_runtest_setup(item):
+    if "tests/cluster" in str(item.fspath) and REQUIRED and MISSING:
+        pytest.fail(f"JDA_REQUIRE_CLUSTER=1 but {MISSING}", pytrace=False)
+
+
+def pytest_runtest_logreport(report):
+    if "tests/cluster" in report.nodeid and (report.when == "call" or report.outcome in ("failed", "skipped")):
+        _outcomes[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _outcomes and set(_outcomes) == {"skipped"}:
+        terminalreporter.write_sep("!", f"CLUSTER TIER DID NOT RUN: {MISSING}", yellow=True)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    loopback_without_proxy()
+    found, created = PROVIDER.up(NAME)
+    yield found
+    if created and os.environ.get("JDA_KEEP_CLUSTER") != "1":
+        PROVIDER.delete(NAME)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "cluster" in item.funcargs:
+        folder = artifacts.collect_artifacts(item.funcargs["cluster"], ARTIFACTS_DIR / "cluster" / item.name,
+                                             provider=PROVIDER)
+        report.sections.append(("cluster artifacts", f"cluster state and logs in {folder}"))
+
+
+@pytest.fixture(scope="session")
+def standins(cluster) -> dict[str, str]:
+    """The stand-in images, built on the Docker engine and imported into the node's containerd."""
+    client = docker.from_env(version="auto", timeout=600)
+    found = images.ensure_all(client)
+    for image in found.values():
+        PROVIDER.load_image(cluster, image)
+    return found
+
+
+@pytest.fixture(scope="session")
+def crds(cluster) -> list[str]:
+    """The CRDs the chart can render objects of, built from the recorded upstream schemas, so that the
+    API server's own validation (CEL rules included) runs on what the chart renders."""
+    names = []
+    for kind, fact in CRDS.items():
+        group, version = fact["apiVersion"].split("/")
+        plural = PLURALS[kind]
+        names.append(f"{plural}.{group}")
+        apply(cluster, [{
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+                     "versions": [{"name": version, "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": fact["schema"]}}]},
+        }])
+    for name in names:
+        cluster.kubectl_wait(60, "wait", "--for=condition=Established", f"crd/{name}")
+    return names
+
+
+@pytest.fixture(scope="session")
+def in_cluster_registry(cluster, standins) -> str:
+    """A Deployment of the registry stand-in behind a fixed ClusterIP, holding the busybox base image
+    (pushed from the host engine through a port-forward)."""
+    namespace(cluster, "registry")
+    labels = {"app": "registry"}
+    apply(cluster, [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "registry", "namespace": "registry"},
+         "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+             "containers": [{"name": "registry", "image": standins["registry"], "imagePullPolicy": "Never",
+                             "command": ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config-open.yml"],
+                             "ports": [{"containerPort": 5000}],
+                             "readinessProbe": {"httpGet": {"path": "/v2/", "port": 5000}}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "registry", "namespace": "registry"},
+         "spec": {"clusterIP": REGISTRY_IP, "selector": labels, "ports": [{"port": 5000, "targetPort": 5000}]}},
+    ])
+    cluster.kubectl_wait(180, "-n", "registry", "rollout", "status", "deployment/registry")
+    client = docker.from_env(version="auto", timeout=600)
+    with port_forward(cluster, "registry", "svc/registry", 5000) as port:
+        target = f"127.0.0.1:{port}/busybox"
+        client.images.get(standins["busybox"]).tag(target, "stand-in")
+        try:
+            for line in client.images.push(target, "stand-in", stream=True, decode=True):
+                assert "error" not in line, line
+        finally:
+            client.images.remove(f"{target}:stand-in")
+    return REGISTRY

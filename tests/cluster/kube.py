@@ -1,0 +1,71 @@
+"""Small helpers the cluster tier's tests share: kubectl JSON, apply, namespaces, helm 3 or 4 against
+the cluster, and the values that run the chart on the stand-in images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from jdagent import tools
+from jdagent.chart.render import deep_merge
+from jdagent.cluster.provider import Cluster
+from jdagent.engine import agentpod
+
+REGISTRY_IP = "10.96.0.50"  # a fixed ClusterIP: pods' dockerds reach the registry without cluster DNS
+REGISTRY = f"{REGISTRY_IP}:5000"
+BASE_IMAGE = f"{REGISTRY}/busybox:stand-in"
+
+
+def wait_for(what: str, check, timeout: float = 180, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def get_json(cluster: Cluster, *args: str) -> dict:
+    return json.loads(cluster.kubectl(*args, "-o", "json").stdout)
+
+
+def apply(cluster: Cluster, docs: list[dict]) -> None:
+    cluster.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(docs))
+
+
+def namespace(cluster: Cluster, name: str, privileged: bool = False) -> None:
+    labels = {"pod-security.kubernetes.io/enforce": "privileged"} if privileged else {}
+    apply(cluster, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}])
+
+
+def delete_namespace(cluster: Cluster, name: str) -> None:
+    cluster.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=180s",
+                    timeout=240)
+
+
+def standin_values(standins: dict[str, str], **extra) -> dict:
+    """Values that run the chart's pods on the stand-in images, with the base image from the registry."""
+    values = agentpod.standin_overrides(standins)
+    values["exampleJob"] = {"baseImage": BASE_IMAGE}
+    values["agent"]["dind"]["insecureRegistries"] = [REGISTRY]
+    return deep_merge(values, extra)
+
+
+def values_file(tmp: Path, values: dict) -> Path:
+    path = tmp / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def helm(cluster: Cluster, version: str, *args: str, check: bool = True, timeout: float = 600):
+    proc = subprocess.run([str(tools.find_helm(version)), "--kubeconfig", str(cluster.kubeconfig), *args],
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {version} {' '.join(args)} exited {proc.returncode}: {proc.stderr[-3000:]}")
+    return proc

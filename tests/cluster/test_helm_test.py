@@ -1,0 +1,61 @@
+"""`helm test` on the real kubelet: the chart's dind build pod (the agent pod spec itself) runs a
+multi-stage build with `--network host`, with dind as a native sidecar that the kubelet started
+(and probed) before jnlp. The answers come from the pod's own log and the kubelet's pod status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from jdagent.paths import CHART_DIR
+from tests.cluster.kube import delete_namespace, get_json, helm, namespace, standin_values, values_file
+
+RELEASE, NS = "ci", "ci-helmtest"
+TEST_POD = f"{RELEASE}-jenkins-dind-agent-dind-build-test"
+
+
+@pytest.fixture(scope="module")
+def helm_test(cluster, standins, in_cluster_registry, tmp_path_factory):
+    namespace(cluster, NS, privileged=True)
+    values = values_file(tmp_path_factory.mktemp("helmtest"), standin_values(standins))
+    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(values))
+    proc = helm(cluster, "4", "test", RELEASE, "-n", NS, "--timeout", "10m", check=False, timeout=720)
+    log = cluster.kubectl("-n", NS, "logs", f"pod/{TEST_POD}", "-c", "jnlp", check=False).stdout
+    pod = get_json(cluster, "-n", NS, "get", "pod", TEST_POD)
+    yield proc, log, pod
+    helm(cluster, "4", "uninstall", RELEASE, "-n", NS, "--wait", check=False)
+    delete_namespace(cluster, NS)
+
+
+def test_helm_test_passes_with_a_real_multi_stage_build(helm_test):
+    proc, log, _ = helm_test
+    assert proc.returncode == 0, f"helm test failed: {proc.stderr[-2000:]}\ntest pod log:\n{log}"
+    assert "PASS: multi-stage build works in the dind agent pod" in log, log
+    assert "image says:" in log and "built in stage one" in log, log
+
+
+def test_dockerd_runs_on_vfs_in_the_real_pod(helm_test):
+    _, log, _ = helm_test
+    assert "dockerd storage driver: vfs (expected: vfs)" in log, log
+
+
+def test_dind_is_a_native_sidecar_started_and_probed_before_jnlp(helm_test):
+    _, _, pod = helm_test
+    sidecars = {c["name"]: c for c in pod["spec"].get("initContainers", []) if c.get("restartPolicy") == "Always"}
+    assert "dind" in sidecars, "dind is not a native sidecar (initContainer with restartPolicy Always)"
+    status = {s["name"]: s for s in pod["status"]["initContainerStatuses"]}["dind"]
+    jnlp = {s["name"]: s for s in pod["status"]["containerStatuses"]}["jnlp"]
+    dind_state = status["state"].get("terminated")
+    jnlp_state = jnlp["state"].get("terminated")
+    assert dind_state and jnlp_state, (status, jnlp)
+
+    def at(stamp: str) -> datetime:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    # the kubelet starts jnlp only after the sidecar's startupProbe passed; dind outlives the build
+    assert at(dind_state["startedAt"]) < at(jnlp_state["startedAt"]), (dind_state, jnlp_state)
+    assert at(dind_state["finishedAt"]) >= at(jnlp_state["finishedAt"]), (dind_state, jnlp_state)
+    assert jnlp_state["exitCode"] == 0 and dind_state["exitCode"] == 0, (dind_state, jnlp_state)
+    assert status["restartCount"] == 0, status
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]

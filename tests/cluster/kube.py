@@ -12,6 +12,7 @@ import yaml
 
 from jdagent import tools
 from jdagent.chart.render import deep_merge
+from jdagent.cluster.local import addons
 from jdagent.cluster.provider import Cluster
 from jdagent.engine import agentpod
 
@@ -35,6 +36,16 @@ def get_json(cluster: Cluster, *args: str) -> dict:
     return json.loads(cluster.kubectl(*args, "-o", "json").stdout)
 
 
+def find_json(cluster: Cluster, *args: str) -> dict | None:
+    """The object as JSON, or None while the API server answers NotFound."""
+    proc = cluster.kubectl(*args, "-o", "json", check=False)
+    if proc.returncode != 0:
+        if "NotFound" in proc.stderr:
+            return None
+        raise AssertionError(f"kubectl {' '.join(args)}: {proc.stderr}")
+    return json.loads(proc.stdout)
+
+
 def apply(cluster: Cluster, docs: list[dict]) -> None:
     cluster.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(docs))
 
@@ -45,8 +56,10 @@ def namespace(cluster: Cluster, name: str, privileged: bool = False) -> None:
 
 
 def delete_namespace(cluster: Cluster, name: str) -> None:
+    """Delete the namespace (and with it its claims), then put the volumes they held back into service."""
     cluster.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=180s",
                     timeout=240)
+    addons.recycle(cluster)
 
 
 def standin_values(standins: dict[str, str], **extra) -> dict:

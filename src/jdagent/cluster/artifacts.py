@@ -10,11 +10,12 @@ from jdagent.cluster.release import AGENT_NAMESPACE, NAMESPACE, RELEASE
 
 
 def collect_artifacts(cluster: Cluster, folder: Path, extra: dict[str, str] | None = None,
-                      provider: Provider | None = None) -> Path:
+                      provider: Provider | None = None,
+                      namespaces: tuple[str, ...] = (NAMESPACE, AGENT_NAMESPACE, "registry")) -> Path:
     """Events, describe, pod YAML, all container logs, helm status/history, extra texts (e.g. the Jenkins
     console) and, given a provider, its node logs in folder/<provider.label>/."""
     folder.mkdir(parents=True, exist_ok=True)
-    for ns in (NAMESPACE, AGENT_NAMESPACE, "registry"):
+    for ns in namespaces:
         for name, args in {
             f"{ns}-events.txt": ["-n", ns, "get", "events", "--sort-by=.lastTimestamp"],
             f"{ns}-describe.txt": ["-n", ns, "describe", "all"],

@@ -1,12 +1,19 @@
 """Objects every local cluster gets after the node is Ready: a default StorageClass with pre-made local
-PersistentVolumes (no provisioner runs; a PVC binds to one of these, as on a node with local disks)."""
+PersistentVolumes (no provisioner runs; a PVC binds to one of these, as on a node with local disks).
+`recycle` puts Released volumes back into service (their folder emptied, the claim reference
+dropped), which is what an administrator of such a node does by hand."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 from jdagent.cluster.local.config import Layout
+from jdagent.cluster.provider import Cluster
 
 STORAGE_CLASS = "jda-local"
-VOLUMES = 6
+VOLUMES = 8
 VOLUME_SIZE = "10Gi"
 
 
@@ -40,3 +47,20 @@ spec:
         - {{key: kubernetes.io/hostname, operator: In, values: ["{layout.name}"]}}
 """)
     return "---\n".join(docs)
+
+
+def recycle(cluster: Cluster) -> list[str]:
+    """Empty and free every Released volume of the local StorageClass; returns their names."""
+    volumes = json.loads(cluster.kubectl("get", "pv", "-o", "json").stdout)["items"]
+    freed = []
+    for volume in volumes:
+        spec = volume["spec"]
+        if spec.get("storageClassName") != STORAGE_CLASS or volume["status"].get("phase") != "Released":
+            continue
+        folder = Path(spec["local"]["path"])
+        for child in folder.iterdir() if folder.is_dir() else []:
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        cluster.kubectl("patch", "pv", volume["metadata"]["name"], "--type=json",
+                        "-p", '[{"op": "remove", "path": "/spec/claimRef"}]')
+        freed.append(volume["metadata"]["name"])
+    return freed

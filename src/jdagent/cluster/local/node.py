@@ -394,8 +394,10 @@ class LocalProvider(Provider):
         if stuck or leftovers:
             log(f"left behind: mounts {stuck} cgroups {leftovers}")
         else:
-            shutil.rmtree(layout.state, ignore_errors=True)
-            shutil.rmtree(layout.run, ignore_errors=True)
+            for folder in (layout.state, layout.run):
+                shutil.rmtree(folder, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    folder.parent.rmdir()  # /var/lib/jda-local, /run/jda-local when no other cluster is left
         layout.kubeconfig.unlink(missing_ok=True)
         if not keep_logs:
             shutil.rmtree(layout.logs, ignore_errors=True)

@@ -110,5 +110,10 @@ def test_the_docs_and_scripts_name_commands():
 def test_every_named_command_exists_and_runs_as_main(source, module):
     spec = importlib.util.find_spec(module)
     assert spec is not None and spec.origin, f"{source} names `python -m {module}`, which does not exist"
-    text = Path(spec.origin).read_text()
+    if spec.submodule_search_locations:  # a package runs its __main__ module
+        main = Path(spec.origin).with_name("__main__.py")
+        assert main.is_file(), f"{source} names `python -m {module}`, a package without __main__.py"
+        text = main.read_text()
+    else:
+        text = Path(spec.origin).read_text()
     assert 'if __name__ == "__main__":' in text, f"{source}: {module} has no __main__ block"

@@ -1,0 +1,139 @@
+"""The agent pod as the Kubernetes plugin would create it (the JCasC template's yaml, and an extra
+template merged with it the way the plugin merges inheritFrom), created with the controller's own
+token on the real node: a build runs from jnlp and from the extra template's tool container, and once
+the pod is deleted the kubelet has removed its emptyDirs and its pod cgroup."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+import yaml
+
+from jdagent import tools
+from jdagent.chart.render import render
+from jdagent.cluster.local.config import Layout
+from jdagent.cluster.local.host import cgroup_dirs
+from jdagent.paths import CHART_DIR
+from tests.cluster.kube import (
+    BASE_IMAGE,
+    delete_namespace,
+    find_json,
+    helm,
+    namespace,
+    standin_values,
+    values_file,
+    wait_for,
+)
+
+NS, RELEASE = "agents", "ci"
+CONTROLLER_SA = f"{RELEASE}-jenkins-dind-agent"
+
+
+def tool_template(standins) -> dict:
+    return {"name": "tools", "containers": [{"name": "tool", "image": standins["jnlp"], "imagePullPolicy": "Never",
+                                             "command": ["sleep", "3600"]}]}
+
+
+@pytest.fixture(scope="module")
+def plugin(cluster, standins, in_cluster_registry, tmp_path_factory):
+    """(create pod as the controller, the rendered manifest, a kubectl with the controller's token)."""
+    namespace(cluster, NS, privileged=True)
+    values = standin_values(standins, agent={"extraTemplates": [tool_template(standins)]})
+    path = values_file(tmp_path_factory.mktemp("agents"), values)
+    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
+    manifest = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3")
+    token = cluster.kubectl("-n", NS, "create", "token", CONTROLLER_SA, "--duration=15m").stdout.strip()
+    server = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
+    config = path.parent / "controller.kubeconfig"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "l", "cluster": server}], "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "l", "user": "u"}}]}))
+
+    def kubectl(*args: str, input_text: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(tools.find_kubectl()), "--kubeconfig", str(config), "-n", NS, *args],
+                              capture_output=True, text=True, timeout=timeout, input=input_text)
+
+    yield manifest, kubectl
+    helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
+    delete_namespace(cluster, NS)
+
+
+def start(kubectl, manifest, template: str | None) -> tuple[str, dict]:
+    pod = manifest.agent_pod(template)
+    name = f"{template or 'dind'}-{uuid.uuid4().hex[:5]}"
+    pod.setdefault("metadata", {})
+    pod["metadata"] = {**pod["metadata"], "name": name, "namespace": NS}
+    created = kubectl("create", "-f", "-", "-o", "json", input_text=yaml.safe_dump(pod))
+    assert created.returncode == 0, created.stderr
+    wait_for(f"agent pod {name} to run", lambda: kubectl("get", "pod", name, "-o", "jsonpath={.status.phase}")
+             .stdout == "Running", timeout=300, every=2)
+    return name, yaml.safe_load(created.stdout)
+
+
+def build(kubectl, pod: str, container: str, marker: str) -> subprocess.CompletedProcess[str]:
+    script = (f"set -e; d=$(mktemp -d); printf 'FROM {BASE_IMAGE} AS one\\nRUN echo {marker} > /m\\n"
+              f"FROM {BASE_IMAGE}\\nCOPY --from=one /m /m\\nCMD cat /m\\n' > $d/Dockerfile; "
+              f"docker build --network host -q -t agent-{container}:1 $d >/dev/null; "
+              f"docker run --rm agent-{container}:1")
+    return kubectl("exec", pod, "-c", container, "--", "sh", "-c", script)
+
+
+def test_the_default_template_builds_from_jnlp_and_leaves_nothing_on_the_node(cluster, plugin):
+    manifest, kubectl = plugin
+    name, created = start(kubectl, manifest, None)
+    uid = created["metadata"]["uid"]
+    ran = build(kubectl, name, "jnlp", "from-jnlp")
+    assert ran.returncode == 0 and ran.stdout.strip() == "from-jnlp", ran.stderr
+    layout = Layout(cluster.name)
+    volumes = layout.kubelet_root / "pods" / uid / "volumes" / "kubernetes.io~empty-dir"
+    assert volumes.is_dir() and any(volumes.iterdir()), "the kubelet keeps the pod's emptyDirs here"
+    pod_cgroups = [p for root in cgroup_dirs(layout.cgroup_root) for p in root.rglob(f"pod{uid}")]
+    assert pod_cgroups, "the pod has a cgroup under the node's cgroup root"
+    deleted = kubectl("delete", "pod", name, "--wait=true", "--timeout=120s", timeout=180)
+    assert deleted.returncode == 0, deleted.stderr
+    wait_for("the kubelet to remove the pod's folder", lambda: not (layout.kubelet_root / "pods" / uid).exists(),
+             timeout=120)
+    assert not [p for p in pod_cgroups if p.exists()], "the pod cgroup outlived the pod"
+
+
+def test_an_extra_template_merged_as_the_plugin_merges_it_builds_from_its_tool_container(cluster, plugin):
+    manifest, kubectl = plugin
+    name, created = start(kubectl, manifest, "tools")
+    names = {c["name"] for c in created["spec"]["containers"]} | {c["name"] for c in created["spec"].get(
+        "initContainers", [])}
+    assert {"jnlp", "tool", "dind"} <= names, names
+    ran = build(kubectl, name, "tool", "from-the-tool")
+    assert ran.returncode == 0 and ran.stdout.strip() == "from-the-tool", ran.stderr
+    assert find_json(cluster, "-n", NS, "get", "pod", name)["status"]["phase"] == "Running"
+    kubectl("delete", "pod", name, "--wait=false")
+
+
+
+def test_a_build_over_dinds_memory_limit_is_oom_killed_inside_the_pod_and_dockerd_survives(cluster, plugin):
+    manifest, kubectl = plugin
+    name, created = start(kubectl, manifest, None)
+    dind = next(c for c in created["spec"].get("initContainers", []) + created["spec"]["containers"]
+                if c["name"] == "dind")
+    limit = dind["resources"]["limits"]["memory"]
+    assert limit.endswith("Gi"), limit
+    twice = f"{int(limit[:-2]) * 2}G"
+    sleeper = kubectl("exec", name, "-c", "jnlp", "--", "docker", "run", "-d", "--name", "bystander", BASE_IMAGE,
+                      "sleep", "600")
+    assert sleeper.returncode == 0, sleeper.stderr
+    hog = kubectl("exec", name, "-c", "jnlp", "--", "sh", "-c",
+                  f"docker run --name hog {BASE_IMAGE} dd if=/dev/zero of=/dev/null bs={twice} count=1 iflag=fullblock; "
+                  "echo exit=$?; docker inspect -f 'oom={{.State.OOMKilled}}' hog", timeout=300)
+    assert "exit=137" in hog.stdout and "oom=true" in hog.stdout, (hog.stdout, hog.stderr)
+    # what happened to dockerd and the other build: the kernel picked the hog; both live on
+    info = kubectl("exec", name, "-c", "jnlp", "--", "docker", "inspect", "-f", "{{.State.Running}}", "bystander")
+    assert info.returncode == 0 and info.stdout.strip() == "true", (info.stdout, info.stderr)
+    status = find_json(cluster, "-n", NS, "get", "pod", name)["status"]
+    dind_status = next(s for s in status.get("initContainerStatuses", []) + status["containerStatuses"]
+                       if s["name"] == "dind")
+    assert dind_status["restartCount"] == 0 and "running" in dind_status["state"], dind_status
+    print(f"\n{name}: dind limit {limit}; a {twice} allocation was OOM-killed inside dind (exit 137, "
+          f"OOMKilled=true); dockerd kept running, the bystander container too, dind restarts: 0")
+    kubectl("delete", "pod", name, "--wait=false")

@@ -2,6 +2,7 @@
 where kind, Docker, helm 4, kubectl or internet is absent; the run then ends with a banner saying nothing
 ran. JDA_REQUIRE_E2E=1 (for a CI that has kind) turns a missing prerequisite into a failure.
 
+JDA_CLUSTER=local uses the local cluster provider instead of kind (jdagent.cluster.local).
 KIND_CLUSTER_NAME picks the cluster (reused when it exists); JDA_KEEP_CLUSTER=1 keeps a cluster the
 tests created. A failed setup keeps the cluster and saves its state to .artifacts/e2e/setup/; a failed
 test saves it to .artifacts/e2e/<test>/.
@@ -18,8 +19,11 @@ from jdagent.cluster import artifacts, kind, stack
 from jdagent.cluster.portforward import loopback_without_proxy
 from jdagent.paths import ARTIFACTS_DIR
 
-PROVIDER = kind.KindProvider()
-MISSING = PROVIDER.missing()
+# JDA_CLUSTER=local runs the tier on the local cluster (a Linux box without kind, with registry access)
+PROVIDER = stack.choose_provider(os.environ.get("JDA_CLUSTER", "kind"))
+MISSING = PROVIDER.missing() if PROVIDER.label == "kind" else PROVIDER.missing() or (
+    None if os.environ.get("JDA_ONLINE") == "1" else
+    "the local cluster pulls Jenkins, docker:dind and plugins: confirm internet with JDA_ONLINE=1")
 REQUIRED = os.environ.get("JDA_REQUIRE_E2E") == "1"
 _outcomes: Counter[str] = Counter()
 

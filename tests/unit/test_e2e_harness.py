@@ -5,6 +5,7 @@ run where kind and internet exist."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -403,3 +404,35 @@ def test_require_e2e_turns_missing_prerequisites_into_failures():
     assert re.search(rf"\b{total} errors", out), f"all {total} e2e tests must error in setup, not pass or skip"
     assert "JDA_REQUIRE_E2E=1 but kind is not installed" in out
     assert "E2E DID NOT RUN" not in out
+
+
+# --- the quickstart's provider choice and the missing-image report --------------------------------
+def test_the_quickstart_uses_kind_where_it_is_installed_else_the_local_cluster():
+    assert stack.choose_provider("auto", which=lambda n: "/usr/bin/kind").label == "kind"
+    assert stack.choose_provider("auto", which=lambda n: None).label == "local"
+    assert stack.choose_provider("kind", which=lambda n: None).label == "kind"
+    assert stack.choose_provider("local", which=lambda n: "/usr/bin/kind").label == "local"
+
+
+def _events(*pairs):
+    return json.dumps({"items": [{"reason": "Failed", "involvedObject": {"name": pod},
+                                  "message": f'Failed to pull image "{image}": failed to resolve image'}
+                                 for pod, image in pairs]})
+
+
+def _pods(*names, ready=()):
+    return json.dumps({"items": [{"metadata": {"name": n}, "status": {"conditions": [
+        {"type": "Ready", "status": "True" if n in ready else "False"}]}} for n in names]})
+
+
+def test_images_the_kubelet_cannot_pull_are_named_once_every_waiting_pod_has_a_report(monkeypatch):
+    monkeypatch.setattr(release.time, "sleep", lambda s: None)
+    fake = FakeCluster({
+        "get events": [(0, _events(("ci-0", "jenkins/jenkins:2.568.2-jdk21"))),
+                       (0, _events(("ci-0", "jenkins/jenkins:2.568.2-jdk21"), ("mirror-1", "registry:3.1.1")))],
+        "get pods": [(0, _pods("ci-0", "mirror-1", "ready-2", ready=("ready-2",)))],
+    })
+    assert release.images_not_pulled(fake, ("ci",)) == ["jenkins/jenkins:2.568.2-jdk21", "registry:3.1.1"]
+    assert sum("get events" in " ".join(c) for c in fake.calls) == 2, "it waited for the second pod's report"
+    everything_ready = FakeCluster({"get events": [(0, _events())], "get pods": [(0, _pods("a", ready=("a",)))]})
+    assert release.images_not_pulled(everything_ready, ("ci",)) == []

@@ -10,7 +10,8 @@ REGISTRY_MANIFEST = REPO_ROOT / "tests" / "e2e" / "registry.yaml"
 REGISTRY = "registry.registry.svc.cluster.local:5000"
 
 
-def install_registry(cluster: Cluster) -> None:
+def install_registry(cluster: Cluster, wait: bool = True) -> None:
     """Apply the registry and wait for its rollout."""
     cluster.kubectl("apply", "-f", str(REGISTRY_MANIFEST))
-    cluster.kubectl_wait(300, "-n", "registry", "rollout", "status", "deployment/registry")
+    if wait:
+        cluster.kubectl_wait(300, "-n", "registry", "rollout", "status", "deployment/registry")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -65,7 +66,7 @@ def _apply(cluster: Cluster, manifest: str) -> None:
     cluster.kubectl("apply", "-f", "-", input_text=manifest)
 
 
-def install_chart(cluster: Cluster, password: str = "jda-e2e-admin") -> None:
+def install_chart(cluster: Cluster, password: str = "jda-e2e-admin", wait: bool = True) -> None:
     """helm upgrade --install the chart with the e2e values, the admin Secret and a push Secret."""
     for ns in (NAMESPACE, AGENT_NAMESPACE):
         _apply(cluster, cluster.kubectl("create", "namespace", ns, "--dry-run=client", "-o", "yaml").stdout)
@@ -81,10 +82,14 @@ def install_chart(cluster: Cluster, password: str = "jda-e2e-admin") -> None:
                                     f"--from-literal=.dockerconfigjson={json.dumps(auth)}",
                                     "--dry-run=client", "-o", "yaml").stdout)
     recover_release(cluster)
+    install = ["upgrade", "--install", RELEASE, str(CHART_DIR), "-n", NAMESPACE, "-f", str(E2E_VALUES)]
+    if not wait:
+        cluster.helm(*install, stream=True)
+        return
     log("helm upgrade --install --wait (the controller downloads its plugins at start; progress every 30 s)")
     with watching(cluster, (NAMESPACE, AGENT_NAMESPACE)):
-        cluster.helm("upgrade", "--install", RELEASE, str(CHART_DIR), "-n", NAMESPACE, "-f", str(E2E_VALUES),
-                     "--wait", "--timeout", f"{INSTALL_TIMEOUT_S}s", stream=True, timeout=INSTALL_TIMEOUT_S + 120)
+        cluster.helm(*install, "--wait", "--timeout", f"{INSTALL_TIMEOUT_S}s", stream=True,
+                     timeout=INSTALL_TIMEOUT_S + 120)
 
 
 def admin_password(cluster: Cluster) -> str:
@@ -131,3 +136,33 @@ def pods_left(cluster: Cluster, deadline_s: float = 120) -> list[str]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(3)
+
+
+PULL_FAILED = re.compile(r'Failed to pull image "([^"]+)"')
+
+
+def images_not_pulled(cluster: Cluster, namespaces: tuple[str, ...], deadline_s: float = 120,
+                      every: float = 5) -> list[str]:
+    """Images the kubelet reported it cannot pull (its Failed events), polled until every pod of
+    `namespaces` is Ready or has such a report, or `deadline_s` passes. Empty: everything pulled."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        failed: dict[str, set[str]] = {}
+        waiting: set[str] = set()
+        total = 0
+        for ns in namespaces:
+            events = cluster.kubectl("-n", ns, "get", "events", "-o", "json", check=False).stdout or "{}"
+            for event in json.loads(events).get("items", []):
+                found = PULL_FAILED.search(event.get("message", ""))
+                if found and event.get("reason") == "Failed":
+                    pod = f"{ns}/{event.get('involvedObject', {}).get('name')}"
+                    failed.setdefault(pod, set()).add(found.group(1))
+            pods = json.loads(cluster.kubectl("-n", ns, "get", "pods", "-o", "json", check=False).stdout or "{}")
+            for pod in pods.get("items", []):
+                total += 1
+                conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+                if conditions.get("Ready") != "True":
+                    waiting.add(f"{ns}/{pod['metadata']['name']}")
+        if (total and waiting <= set(failed)) or time.monotonic() > deadline:
+            return sorted({image for pod in waiting & set(failed) for image in failed[pod]})
+        time.sleep(every)

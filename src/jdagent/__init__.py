@@ -5,7 +5,8 @@
 - `jdagent.chart`: the chart as data: render it, query and validate the manifests, JCasC, plugin lock;
 - `jdagent.facts`: regenerate the upstream facts the chart is checked against (above `chart`);
 - `jdagent.engine`: the chart's agent pod on a real Docker engine: stand-in images, registries, bench;
-- `jdagent.cluster`: the chart on a real Kubernetes cluster: providers (kind), release, helm test.
+- `jdagent.cluster`: the chart on a real Kubernetes cluster: providers (kind, local), release, helm test
+  (above `engine`: the local cluster's images come from it).
 """
 
 from jdagent.paths import CHART_DIR, REPO_ROOT, SPINNAKER_DIR

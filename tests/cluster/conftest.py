@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from jdagent.cluster import artifacts
+from jdagent.cluster.local import addons
 from jdagent.cluster.local.node import LocalProvider
-from jdagent.cluster.portforward import loopback_without_proxy, port_forward
+from jdagent.cluster.portforward import loopback_without_proxy
 from jdagent.engine import images
 from jdagent.paths import ARTIFACTS_DIR, REPO_ROOT
-from tests.cluster.kube import REGISTRY, REGISTRY_IP, apply, namespace
+from tests.cluster.kube import BASE_IMAGE, REGISTRY, apply
 
 PROVIDER = LocalProvider()
 MISSING = PROVIDER.missing()
@@ -117,26 +118,5 @@ def crds(cluster) -> list[str]:
 def in_cluster_registry(cluster, standins) -> str:
     """A Deployment of the registry stand-in behind a fixed ClusterIP, holding the busybox base image
     (pushed from the host engine through a port-forward)."""
-    namespace(cluster, "registry")
-    labels = {"app": "registry"}
-    apply(cluster, [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "registry", "namespace": "registry"},
-         "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
-             "containers": [{"name": "registry", "image": standins["registry"], "imagePullPolicy": "Never",
-                             "command": ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config-open.yml"],
-                             "ports": [{"containerPort": 5000}],
-                             "readinessProbe": {"httpGet": {"path": "/v2/", "port": 5000}}}]}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "registry", "namespace": "registry"},
-         "spec": {"clusterIP": REGISTRY_IP, "selector": labels, "ports": [{"port": 5000, "targetPort": 5000}]}},
-    ])
-    cluster.kubectl_wait(180, "-n", "registry", "rollout", "status", "deployment/registry")
-    client = docker.from_env(version="auto", timeout=600)
-    with port_forward(cluster, "registry", "svc/registry", 5000) as port:
-        target = f"127.0.0.1:{port}/busybox"
-        client.images.get(standins["busybox"]).tag(target, "stand-in")
-        try:
-            for line in client.images.push(target, "stand-in", stream=True, decode=True):
-                assert "error" not in line, line
-        finally:
-            client.images.remove(f"{target}:stand-in")
+    assert addons.seeded_registry(cluster, standins["registry"], standins["busybox"]) == BASE_IMAGE
     return REGISTRY

@@ -16,8 +16,7 @@ from jdagent.cluster.local import addons
 from jdagent.cluster.provider import Cluster
 from jdagent.engine import agentpod
 
-REGISTRY_IP = "10.96.0.50"  # a fixed ClusterIP: pods' dockerds reach the registry without cluster DNS
-REGISTRY = f"{REGISTRY_IP}:5000"
+REGISTRY = addons.REGISTRY  # a fixed ClusterIP: pods' dockerds reach the registry without cluster DNS
 BASE_IMAGE = f"{REGISTRY}/busybox:stand-in"
 
 

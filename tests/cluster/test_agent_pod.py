@@ -124,7 +124,8 @@ def test_a_build_over_dinds_memory_limit_is_oom_killed_inside_the_pod_and_docker
                       "sleep", "600")
     assert sleeper.returncode == 0, sleeper.stderr
     hog = kubectl("exec", name, "-c", "jnlp", "--", "sh", "-c",
-                  f"docker run --name hog {BASE_IMAGE} dd if=/dev/zero of=/dev/null bs={twice} count=1 iflag=fullblock; "
+                  f"docker run --name hog {BASE_IMAGE} dd if=/dev/zero of=/dev/null bs={twice} count=1 "
+                  "iflag=fullblock; "
                   "echo exit=$?; docker inspect -f 'oom={{.State.OOMKilled}}' hog", timeout=300)
     assert "exit=137" in hog.stdout and "oom=true" in hog.stdout, (hog.stdout, hog.stderr)
     # what happened to dockerd and the other build: the kernel picked the hog; both live on

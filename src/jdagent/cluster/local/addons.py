@@ -1,6 +1,8 @@
 """Objects every local cluster gets after the node is Ready: a default StorageClass with pre-made local
 PersistentVolumes (no provisioner runs; a PVC binds to one of these, as on a node with local disks).
-`recycle` puts Released volumes back into service (their folder emptied, the claim reference
+`seeded_registry` runs a registry image as a Deployment behind a fixed ClusterIP (pods' dockerds
+reach it without cluster DNS) and pushes a base image into it from the host engine. `recycle` puts
+Released volumes back into service (their folder emptied, the claim reference
 dropped), which is what an administrator of such a node does by hand."""
 
 from __future__ import annotations
@@ -64,3 +66,42 @@ def recycle(cluster: Cluster) -> list[str]:
                         "-p", '[{"op": "remove", "path": "/spec/claimRef"}]')
         freed.append(volume["metadata"]["name"])
     return freed
+
+
+REGISTRY_IP = "10.96.0.50"
+REGISTRY = f"{REGISTRY_IP}:5000"
+
+
+def seeded_registry(cluster: Cluster, registry_image: str, base_image: str, repository: str = "busybox",
+                    tag: str = "stand-in") -> str:
+    """The registry at REGISTRY holding `base_image` as repository:tag; returns the name pods pull."""
+    import docker
+    import yaml
+
+    from jdagent.cluster.portforward import port_forward
+
+    labels = {"app": "registry"}
+    docs = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "registry"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "registry", "namespace": "registry"},
+         "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+             "containers": [{"name": "registry", "image": registry_image, "imagePullPolicy": "Never",
+                             "command": ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config-open.yml"],
+                             "ports": [{"containerPort": 5000}],
+                             "readinessProbe": {"httpGet": {"path": "/v2/", "port": 5000}}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "registry", "namespace": "registry"},
+         "spec": {"clusterIP": REGISTRY_IP, "selector": labels, "ports": [{"port": 5000, "targetPort": 5000}]}},
+    ]
+    cluster.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(docs))
+    cluster.kubectl_wait(180, "-n", "registry", "rollout", "status", "deployment/registry")
+    client = docker.from_env(version="auto", timeout=600)
+    with port_forward(cluster, "registry", "svc/registry", 5000) as port:
+        target = f"127.0.0.1:{port}/{repository}"
+        client.images.get(base_image).tag(target, tag)
+        try:
+            for line in client.images.push(target, tag, stream=True, decode=True):
+                if "error" in line:
+                    raise RuntimeError(f"pushing {base_image} to the in-cluster registry failed: {line['error']}")
+        finally:
+            client.images.remove(f"{target}:{tag}")
+    return f"{REGISTRY}/{repository}:{tag}"

@@ -134,7 +134,14 @@ def wait_http(url: str, deadline_s: float = 60) -> None:
 
 def seed(client: docker.DockerClient, reg: Registry, image: str, repository: str, tag: str) -> str:
     """Push a local image into the registry as repository:tag; returns the name pods use."""
-    target = f"127.0.0.1:{reg.host_port}/{repository}"
+    push_to_loopback(client, image, reg.host_port, repository, tag)
+    return f"{reg.address}/{repository}:{tag}"
+
+
+def push_to_loopback(client: docker.DockerClient, image: str, port: int, repository: str, tag: str) -> None:
+    """Push a local image to a registry published on 127.0.0.1:port (plain HTTP: the engine allows
+    loopback registries without TLS) under a temporary tag, removed afterwards."""
+    target = f"127.0.0.1:{port}/{repository}"
     client.images.get(image).tag(target, tag)
     try:
         for line in client.images.push(target, tag, stream=True, decode=True):
@@ -142,7 +149,6 @@ def seed(client: docker.DockerClient, reg: Registry, image: str, repository: str
                 raise RuntimeError(f"pushing {image} to {target}:{tag} failed: {line['error']}")
     finally:
         client.images.remove(f"{target}:{tag}")
-    return f"{reg.address}/{repository}:{tag}"
 
 
 def start(client: docker.DockerClient, image: str, run_id: str = "registry", auth: bool = True,

@@ -79,6 +79,7 @@ def seeded_registry(cluster: Cluster, registry_image: str, base_image: str, repo
     import yaml
 
     from jdagent.cluster.portforward import port_forward
+    from jdagent.engine import registry
 
     labels = {"app": "registry"}
     docs = [
@@ -96,12 +97,5 @@ def seeded_registry(cluster: Cluster, registry_image: str, base_image: str, repo
     cluster.kubectl_wait(180, "-n", "registry", "rollout", "status", "deployment/registry")
     client = docker.from_env(version="auto", timeout=600)
     with port_forward(cluster, "registry", "svc/registry", 5000) as port:
-        target = f"127.0.0.1:{port}/{repository}"
-        client.images.get(base_image).tag(target, tag)
-        try:
-            for line in client.images.push(target, tag, stream=True, decode=True):
-                if "error" in line:
-                    raise RuntimeError(f"pushing {base_image} to the in-cluster registry failed: {line['error']}")
-        finally:
-            client.images.remove(f"{target}:{tag}")
+        registry.push_to_loopback(client, base_image, port, repository, tag)
     return f"{REGISTRY}/{repository}:{tag}"

@@ -58,8 +58,15 @@ def create_netns(netns: str, address: str, service_cidr: str) -> None:
 
 
 def delete_netns(netns: str) -> None:
+    """Remove the namespace; when no namespace is left, also the /run/netns mount `ip netns add` made."""
     if netns_path(netns).exists():
         sh("ip", "netns", "delete", netns, check=False)
+    folder = netns_path(netns).parent
+    if folder.is_dir() and not any(folder.iterdir()):
+        if is_mountpoint(folder):
+            sh("umount", str(folder), check=False)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def shared_bind(folder: Path) -> None:

@@ -64,8 +64,7 @@ def plugin(cluster, standins, in_cluster_registry, tmp_path_factory):
 def start(kubectl, manifest, template: str | None) -> tuple[str, dict]:
     pod = manifest.agent_pod(template)
     name = f"{template or 'dind'}-{uuid.uuid4().hex[:5]}"
-    pod.setdefault("metadata", {})
-    pod["metadata"] = {**pod["metadata"], "name": name, "namespace": NS}
+    pod["metadata"] = {**pod.get("metadata", {}), "name": name, "namespace": NS}
     created = kubectl("create", "-f", "-", "-o", "json", input_text=yaml.safe_dump(pod))
     assert created.returncode == 0, created.stderr
     wait_for(f"agent pod {name} to run", lambda: kubectl("get", "pod", name, "-o", "jsonpath={.status.phase}")

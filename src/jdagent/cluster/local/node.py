@@ -28,6 +28,7 @@ from jdagent import gobuild, tools
 from jdagent.cluster.local import config, host, pins
 from jdagent.cluster.local.config import Layout
 from jdagent.cluster.local.pki import Authority, kubeconfig
+from jdagent.cluster.portforward import free_port
 from jdagent.cluster.provider import Cluster, Provider, log
 
 NAME = os.environ.get("JDA_LOCAL_CLUSTER", "jda-local")
@@ -78,12 +79,6 @@ def _probe(netns: str, address: tuple[str, int]) -> bool:
     thread.start()
     thread.join(10)
     return bool(result and result[0])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Node:
@@ -205,7 +200,7 @@ class LocalProvider(Provider):
         node.state["sysctls"] = host.read_sysctls()
         node.state["netns_before"] = sorted(p.name for p in Path("/run/netns").glob("*")) \
             if Path("/run/netns").is_dir() else []
-        node.state["relay_port"] = int(os.environ.get("JDA_LOCAL_API_PORT", "0")) or _free_port()
+        node.state["relay_port"] = int(os.environ.get("JDA_LOCAL_API_PORT", "0")) or free_port()
         node.save()
         for folder in (layout.state, layout.run, layout.logs, layout.cni_conf_dir, layout.volumes):
             folder.mkdir(parents=True, exist_ok=True)

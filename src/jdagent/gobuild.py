@@ -34,7 +34,7 @@ STAMP = ".complete.json"
 PROGRESS_EVERY_S = 20.0
 # first words of a LICENSE file -> the licence (the ones the pinned programs' modules carry)
 LICENCES = (
-    (re.compile(r"Apache License\s+Version 2\.0", re.I), "Apache-2.0"),
+    (re.compile(r"Apache License,?\s+Version 2\.0", re.I), "Apache-2.0"),  # the full text, or its short notice
     (re.compile(r"Mozilla Public License,? (version )?2\.0", re.I), "MPL-2.0"),
     (re.compile(r"Permission is hereby granted, free of charge", re.I), "MIT"),
     (re.compile(r"Permission to use, copy, modify, and(/or)? distribute this software", re.I), "ISC"),
@@ -67,9 +67,12 @@ class GoProgram:
     main_go: str | None = None         # our own multi-call main (built as package ".")
     staging: Callable[[str], str] | None = None   # staging module -> published version
     links: tuple[str, ...] = ()        # names symlinked to the single binary (multi-call)
+    module_files: tuple[str, ...] = ()  # files of the module itself the program reads at run time (copied)
 
     def key(self, go_version: str) -> str:
         data = dataclasses.asdict(self) | {"staging": bool(self.staging), "go": go_version}
+        if not self.module_files:
+            del data["module_files"]  # keys of programs without such files stay what they were
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -210,6 +213,11 @@ def build(program: GoProgram, force: bool = False) -> Path:
                                f"{log.read_text(errors='replace')[-3000:]}")
     for link in program.links:
         (out / link).symlink_to(next(iter(program.packages)))
+    if program.module_files:
+        source = module_dir(program.module, program.version, env, work)
+        for name in program.module_files:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, out / name)
     (out / "LICENSES.txt").write_text("\n".join(licences) + "\n")
     seconds = time.monotonic() - started
     (out / STAMP).write_text(json.dumps({"module": program.module, "version": program.version,

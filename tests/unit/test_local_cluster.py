@@ -49,7 +49,8 @@ def test_the_other_pins_are_the_ones_their_sources_declare():
 
 def test_every_program_records_its_source_and_builds_one_binary_per_command():
     programs = {p.name: p for p in pins.PROGRAMS}
-    assert set(programs) == {"kubernetes", "containerd", "containerd-shim", "runc", "cni-plugins"}
+    assert set(programs) == {"kubernetes", "containerd", "containerd-shim", "runc", "cni-plugins", "coredns",
+                             "kube-router"}
     assert all(p.source for p in programs.values())
     assert set(programs["kubernetes"].links) == set(pins.KUBE_COMMANDS)
     assert set(programs["cni-plugins"].packages) == {"bridge", "host-local", "loopback", "portmap"}
@@ -81,6 +82,7 @@ replace k8s.io/kubelet => ./staging/src/k8s.io/kubelet
 
 @pytest.mark.parametrize("files,expected", [
     ({"LICENSE": "Apache License\n  Version 2.0, January 2004"}, "Apache-2.0"),
+    ({"LICENSE": "Licensed under the Apache License, Version 2.0 (the \"License\");"}, "Apache-2.0"),
     ({"license.md": "MIT License\n\nPermission is hereby granted, free of charge, to any person"}, "MIT"),
     ({"LICENSE.BSD": "Redistribution and use in source and binary forms", "LICENSE.MPL-2.0":
       "Mozilla Public License, version 2.0"}, "BSD AND MPL-2.0"),
@@ -136,3 +138,55 @@ def test_kubelet_and_kube_proxy_configs_keep_machine_wide_settings_alone(tmp_pat
 def test_the_relay_listens_on_loopback_only():
     with pytest.raises(SystemExit):
         relay_main(["--netns", "/run/netns/x", "--listen", "0.0.0.0:6443", "--target", "10.213.0.1:6443"])
+
+
+def test_kube_router_runs_its_firewall_alone_with_flags_its_source_defines():
+    facts = FACTS["kube_router"]
+    assert facts["source"]["tag"] == pins.KUBE_ROUTER
+    args = config.kube_router_args(Path("/k/kube-router.kubeconfig"), "node-a")
+    given = dict(arg.lstrip("-").split("=", 1) for arg in args)
+    assert set(given) <= set(facts["flags"])
+    # the router and the service proxy are on unless switched off; kube-proxy is the service proxy here
+    assert facts["defaults"]["run-router"] is True and given["run-router"] == "false"
+    assert facts["defaults"]["run-service-proxy"] is True and given["run-service-proxy"] == "false"
+    assert given["run-firewall"] == "true" and given["hostname-override"] == "node-a"
+    assert int(given["health-port"]) == facts["defaults"]["health-port"] == config.KUBE_ROUTER_HEALTH_PORT
+    assert given["service-cluster-ip-range"] == config.SERVICE_CIDR
+    assert facts["forward_chain"] == config.KUBE_ROUTER_CHAIN
+
+
+def test_kube_router_may_read_what_its_informers_list_and_nothing_more():
+    from jdagent.cluster.local import addons
+
+    granted = {group: sorted(resources) for group, resources in addons.KUBE_ROUTER_READS.items()}
+    assert granted == {group: sorted(resources) for group, resources in FACTS["kube_router"]["informers"].items()}
+    docs = list(yaml.safe_load_all(addons.kube_router_rbac()))
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    assert all(rule["verbs"] == ["get", "list", "watch"] for rule in role["rules"])
+    assert {r["apiGroups"][0]: sorted(r["resources"]) for r in role["rules"]} == granted
+    binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
+    assert binding["subjects"][0]["name"] == addons.KUBE_ROUTER_USER
+
+
+def test_coredns_is_built_with_exactly_the_plugins_its_corefile_uses_and_reads_what_they_list():
+    from jdagent.cluster.local import addons
+
+    facts = FACTS["coredns"]
+    assert facts["source"]["version"] == pins.COREDNS
+    used = [line.split()[0] for line in addons.COREFILE.splitlines()[1:]
+            if line.startswith("    ") and not line.startswith("     ") and line.strip() != "}"]
+    assert sorted(used) == sorted(pins.COREDNS_PLUGINS)
+    assert set(pins.COREDNS_PLUGINS) <= set(facts["directives_in_order"])
+    for name in pins.COREDNS_PLUGINS:
+        assert f'"{pins.COREDNS_MODULE}/plugin/{name}"' in pins.COREDNS_MAIN
+    granted = {g: sorted(r) for g, r in addons.COREDNS_READS.items()}
+    assert granted == {g: sorted(r) for g, r in facts["kubernetes_plugin_reads"].items()}
+    docs = list(yaml.safe_load_all(addons.coredns("jda-local/coredns:test")))
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert service["spec"]["clusterIP"] == config.DNS_SERVICE_IP
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    corefile = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["Corefile"]
+    assert corefile == addons.COREFILE

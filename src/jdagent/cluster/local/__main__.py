@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     provider = node.LocalProvider()
     if args.action == "build":
-        for name, folder in gobuild.build_all(pins.PROGRAMS).items():
+        for name, folder in gobuild.build_all(pins.PROGRAMS + pins.TOOLS).items():
             print(f"{name}: {folder} (built in {gobuild.built_seconds(folder)} s)")
         return 0
     if args.action == "down":

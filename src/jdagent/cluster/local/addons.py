@@ -11,9 +11,29 @@ import json
 import shutil
 from pathlib import Path
 
-from jdagent.cluster.local.config import Layout
+from jdagent.cluster.local.config import DNS_SERVICE_IP, Layout
 from jdagent.cluster.provider import Cluster
 
+KUBE_ROUTER_USER = "system:jda-local:kube-router"
+# what kube-router v2.1.0 reads with its firewall alone: pkg/cmd/kube-router.go starts informers for
+# these, and netpol's controller gets its node (pkg/utils/node.go GetNodeObject)
+KUBE_ROUTER_READS = {"": ("namespaces", "pods", "services", "endpoints", "nodes"),
+                     "discovery.k8s.io": ("endpointslices",), "networking.k8s.io": ("networkpolicies",)}
+# CoreDNS v1.14.2 plugin/kubernetes/controller.go lists and watches these (pods only for `pods verified`)
+COREDNS_READS = {"": ("services", "pods", "namespaces"), "discovery.k8s.io": ("endpointslices",)}
+COREFILE = """.:53 {
+    errors
+    health {
+        lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+        ttl 30
+    }
+    cache 30
+}
+"""
 STORAGE_CLASS = "jda-local"
 VOLUMES = 8
 VOLUME_SIZE = "10Gi"
@@ -99,3 +119,102 @@ def seeded_registry(cluster: Cluster, registry_image: str, base_image: str, repo
     with port_forward(cluster, "registry", "svc/registry", 5000) as port:
         registry.push_to_loopback(client, base_image, port, repository, tag)
     return f"{REGISTRY}/{repository}:{tag}"
+
+
+def kube_router_rbac() -> str:
+    """Read-only access for the NetworkPolicy enforcer: nothing it does writes to the API."""
+    rules = "\n".join(f"- apiGroups: [\"{group}\"]\n  resources: [{', '.join(resources)}]\n"
+                      f"  verbs: [get, list, watch]" for group, resources in KUBE_ROUTER_READS.items())
+    return f"""apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: jda-local:kube-router
+rules:
+{rules}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: jda-local:kube-router
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: jda-local:kube-router}}
+subjects:
+- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{KUBE_ROUTER_USER}"}}
+"""
+
+
+def coredns(image: str) -> str:
+    """Cluster DNS at the kubelet's clusterDNS address: CoreDNS (our build) as a Deployment in
+    kube-system behind the kube-dns Service, reading Services and EndpointSlices with its own account."""
+    rules = "\n".join(f"- apiGroups: [\"{group}\"]\n  resources: [{', '.join(resources)}]\n  verbs: [list, watch]"
+                      for group, resources in COREDNS_READS.items())
+    corefile = "\n".join("    " + line if line else "" for line in COREFILE.splitlines())
+    labels = "{k8s-app: kube-dns}"
+    return f"""apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: coredns, namespace: kube-system}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: jda-local:coredns
+rules:
+{rules}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: jda-local:coredns
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: jda-local:coredns}}
+subjects:
+- {{kind: ServiceAccount, name: coredns, namespace: kube-system}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: coredns, namespace: kube-system}}
+data:
+  Corefile: |
+{corefile}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: coredns, namespace: kube-system, labels: {labels}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {labels}}}
+  template:
+    metadata: {{labels: {labels}}}
+    spec:
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      # port 53 without any capability: a namespaced sysctl the kubelet allows by default
+      securityContext:
+        runAsNonRoot: true
+        sysctls: [{{name: net.ipv4.ip_unprivileged_port_start, value: "53"}}]
+      containers:
+      - name: coredns
+        image: {image}
+        imagePullPolicy: Never
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {{name: dns, containerPort: 53, protocol: UDP}}
+        - {{name: dns-tcp, containerPort: 53, protocol: TCP}}
+        readinessProbe: {{httpGet: {{path: /ready, port: 8181}}, periodSeconds: 2}}
+        livenessProbe: {{httpGet: {{path: /health, port: 8080}}, initialDelaySeconds: 10}}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {{drop: [ALL]}}
+        resources: {{requests: {{cpu: 50m, memory: 40Mi}}, limits: {{memory: 170Mi}}}}
+        volumeMounts: [{{name: config, mountPath: /etc/coredns, readOnly: true}}]
+      volumes: [{{name: config, configMap: {{name: coredns}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: kube-dns, namespace: kube-system, labels: {labels}}}
+spec:
+  clusterIP: {DNS_SERVICE_IP}
+  selector: {labels}
+  ports:
+  - {{name: dns, port: 53, protocol: UDP}}
+  - {{name: dns-tcp, port: 53, protocol: TCP}}
+"""

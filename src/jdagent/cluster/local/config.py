@@ -19,7 +19,12 @@ DNS_SERVICE_IP = "10.96.0.10"
 POD_CIDR = "10.244.0.0/16"
 NODE_POD_CIDR = "10.244.0.0/24"
 API_PORT = 6443
+KUBE_ROUTER_HEALTH_PORT = 20244  # kube-router's default (pkg/options/options.go defaultHealthCheckPort)
+# what most production nodes set (the kubelet's default is unlimited): every pod, dind's builds included
+POD_PIDS_LIMIT = 1024
+KUBE_ROUTER_CHAIN = "KUBE-ROUTER-FORWARD"  # its netpol controller's top FORWARD chain
 PAUSE_IMAGE = f"registry.k8s.io/pause:{pins.PAUSE}"
+COREDNS_IMAGE = f"jda-local/coredns:{pins.COREDNS}"  # ours, built from the module: not the upstream image
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,7 @@ podLogsDir: "{layout.state / 'pod-logs'}"
 failSwapOn: false
 serializeImagePulls: false
 maxPods: 60
+podPidsLimit: {POD_PIDS_LIMIT}
 evictionHard: {{memory.available: "200Mi", nodefs.available: "3%", imagefs.available: "3%"}}
 evictionPressureTransitionPeriod: 30s
 """
@@ -173,3 +179,10 @@ clientConnection: {{kubeconfig: "{kubeconfig}"}}
 # leave the machine-wide conntrack settings alone
 conntrack: {{maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}}
 """
+
+
+def kube_router_args(kubeconfig: Path, node: str) -> list[str]:
+    """kube-router as the NetworkPolicy enforcer only: its router and service proxy default to on."""
+    return [f"--kubeconfig={kubeconfig}", f"--hostname-override={node}", "--run-firewall=true",
+            "--run-router=false", "--run-service-proxy=false", f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--health-port={KUBE_ROUTER_HEALTH_PORT}", "--metrics-port=0"]

@@ -1,6 +1,7 @@
 """Images the local cluster needs from nowhere: pause, compiled from Kubernetes' own pause.c (in the
 k8s.io/kubernetes module at the pinned version, build/pause/linux/pause.c, with the flags of its
-Makefile) into a FROM-scratch image on the local Docker engine, then imported into containerd."""
+Makefile), and CoreDNS, the static binary built from its module (jdagent.cluster.local.pins); each
+goes into a FROM-scratch image on the local Docker engine, then is imported into containerd."""
 
 from __future__ import annotations
 
@@ -28,4 +29,19 @@ def ensure_pause() -> str:
                         str(folder / "pause"), str(source)], check=True, capture_output=True, text=True)
         (folder / "Dockerfile").write_text('FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n')
         subprocess.run(["docker", "build", "-q", "-t", image, str(folder)], check=True, capture_output=True, text=True)
+    return image
+
+
+def ensure_coredns(folder: Path) -> str:
+    """The CoreDNS image for the binary in `folder`, tagged with its build key (a new build, a new tag)."""
+    image = f"{config.COREDNS_IMAGE}-{folder.name.rsplit('-', 1)[1]}"
+    if _docker_has(image):
+        return image
+    with tempfile.TemporaryDirectory(prefix="jda-coredns-") as tmp:
+        build = Path(tmp)
+        (build / "coredns").write_bytes((folder / "coredns").read_bytes())
+        (build / "coredns").chmod(0o755)
+        (build / "Dockerfile").write_text('FROM scratch\nCOPY coredns /coredns\nUSER 65532:65532\n'
+                                          'ENTRYPOINT ["/coredns"]\n')
+        subprocess.run(["docker", "build", "-q", "-t", image, str(build)], check=True, capture_output=True, text=True)
     return image

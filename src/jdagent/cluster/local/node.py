@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jdagent import gobuild, tools
-from jdagent.cluster.local import config, host, pins
+from jdagent.cluster.local import addons, config, host, pins
 from jdagent.cluster.local.config import Layout
 from jdagent.cluster.local.pki import Authority, kubeconfig
 from jdagent.cluster.portforward import free_port
@@ -49,7 +49,8 @@ def missing(which: Callable[[str], str | None] = shutil.which, euid: Callable[[]
     if which("go") is None and not Path("/usr/local/go/bin/go").is_file():
         return "no Go toolchain (`go` on PATH): the local cluster is built from the upstream Go modules"
     for binary, package in (("ip", "iproute2"), ("nsenter", "util-linux"), ("iptables", "iptables"),
-                            ("mount", "mount"), ("gcc", "gcc"), ("docker", "docker.io")):
+                            ("mount", "mount"), ("gcc", "gcc"), ("docker", "docker.io"),
+                            ("ipset", "ipset")):
         if which(binary) is None:
             return f"`{binary}` is missing (apt-get install {package})"
     if not Path("/usr/include/seccomp.h").is_file():
@@ -221,7 +222,7 @@ class LocalProvider(Provider):
         inside = f"https://{config.NODE_IP}:{config.API_PORT}"
         for user, pair in (("kube-controller-manager", pki["controller-manager"]),
                            ("kube-scheduler", pki["scheduler"]), ("kubelet", pki["kubelet"]),
-                           ("kube-proxy", pki["kube-proxy"])):
+                           ("kube-proxy", pki["kube-proxy"]), ("kube-router", pki["kube-router"])):
             (files / f"{user}.kubeconfig").write_text(kubeconfig(inside, pki["ca"], pair, user))
         layout.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         layout.kubeconfig.write_text(kubeconfig(f"https://127.0.0.1:{node.state['relay_port']}", pki["ca"],
@@ -291,7 +292,13 @@ class LocalProvider(Provider):
         node.start("kube-proxy", [str(kube / "kube-proxy"), f"--config={files / 'kube-proxy.yaml'}"], env)
         node.wait_for("kubelet", lambda: self._node_ready(layout), timeout=240)
         node.wait_for("kube-proxy", lambda: _probe(layout.netns, ("127.0.0.1", 10256)))
-        self._bootstrap(layout)
+        self._bootstrap(layout, bins)
+        # NetworkPolicies: kube-router's firewall alone (iptables + ipset), as the node's enforcer
+        node.start("kube-router", [str(bins["kube-router"] / "kube-router"),
+                                   *config.kube_router_args(files / "kube-router.kubeconfig", layout.name)],
+                   {**env, "NODE_NAME": layout.name})
+        node.wait_for("kube-router", lambda: self._kube_router_ready(layout))
+        node.wait_for("kubelet", lambda: self._dns_ready(layout), timeout=120)  # CoreDNS, a pod the kubelet runs
         node.state["ready_seconds"] = round(time.monotonic() - started, 1)
         node.save()
         log(f"local cluster {layout.name} is Ready in {node.state['ready_seconds']} s "
@@ -315,6 +322,7 @@ class LocalProvider(Provider):
             "kubelet": ca.issue("kubelet", f"system:node:{name}", ("system:nodes",)),
             "kubelet-serving": ca.issue("kubelet-serving", name, server=True, dns=(name,), ips=(config.NODE_IP,)),
             "kube-proxy": ca.issue("kube-proxy", "system:kube-proxy", ("system:node-proxier",)),
+            "kube-router": ca.issue("kube-router", addons.KUBE_ROUTER_USER),
         }
 
     # --- helpers ----------------------------------------------------------------------------------
@@ -355,10 +363,26 @@ class LocalProvider(Provider):
         if save.wait() != 0:
             raise StartError(f"docker save {image} failed")
 
-    def _bootstrap(self, layout: Layout) -> None:
-        from jdagent.cluster.local import addons
+    def _bootstrap(self, layout: Layout, bins: dict[str, Path]) -> None:
+        from jdagent.cluster.local import images
 
         self._kubectl(layout, "apply", "-f", "-", input_text=addons.storage(layout))
+        self._kubectl(layout, "apply", "-f", "-", input_text=addons.kube_router_rbac())
+        dns = images.ensure_coredns(bins["coredns"])
+        self._import(layout, bins, dns)
+        self._kubectl(layout, "apply", "-f", "-", input_text=addons.coredns(dns))
+
+    def _dns_ready(self, layout: Layout) -> bool:
+        out = self._kubectl(layout, "-n", "kube-system", "get", "deployment", "coredns", "-o",
+                            "jsonpath={.status.readyReplicas}", check=False).stdout
+        return out.strip() == "1"
+
+    def _kube_router_ready(self, layout: Layout) -> bool:
+        """Its health endpoint answers once its informers have synced; the firewall's top chains follow."""
+        if not _probe(layout.netns, ("127.0.0.1", config.KUBE_ROUTER_HEALTH_PORT)):
+            return False
+        chains = host.sh(*host.in_netns(layout.netns, "iptables", "-S", config.KUBE_ROUTER_CHAIN), check=False)
+        return chains.returncode == 0
 
     # --- Provider ---------------------------------------------------------------------------------
     def load_image(self, cluster: Cluster, image: str) -> None:

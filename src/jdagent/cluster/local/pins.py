@@ -19,6 +19,8 @@ RUNC = "v1.4.2"
 CNI_PLUGINS = "v1.9.1"
 COREDNS = "v1.14.2"
 PAUSE = "3.10.2"
+KUBE_ROUTER = "v2.1.0"
+CHART_TESTING = "v3.14.0"
 KUBERNETES_DATE = "2026-07-22T18:07:38Z"  # the module's publication time (go mod download -json .Time)
 
 SOURCES = {
@@ -29,6 +31,10 @@ SOURCES = {
     "cni-plugins": "kubernetes v1.36.3 build/dependencies.yaml (cni); kind v0.32.0 CNI_PLUGINS_VERSION",
     "coredns": "kubernetes v1.36.3 build/dependencies.yaml (coredns-kubeadm)",
     "pause": "kubernetes v1.36.3 build/dependencies.yaml (registry.k8s.io/pause), build/pause/linux/pause.c",
+    "kube-router": "the only version of github.com/cloudnativelabs/kube-router/v2 the module proxy serves; "
+                   "run as its NetworkPolicy firewall only (IPv4, no router, no service proxy)",
+    "chart-testing": "the newest github.com/helm/chart-testing/v3 the module proxy serves (its list is refused; "
+                     "v3.14.0 answers)",
 }
 
 KUBE_COMMANDS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
@@ -107,6 +113,21 @@ def _containerd_ldflags() -> tuple[str, ...]:
     return ("-s", "-w", f"-X {pkg}/version.Version={CONTAINERD}", f"-X {pkg}/version.Package={pkg}")
 
 
+COREDNS_MODULE = "github.com/coredns/coredns"
+# The plugins cluster DNS uses here (the local cluster's Corefile, jdagent.cluster.local.addons.COREFILE);
+# coremain keeps the upstream directive order (core/dnsserver/zdirectives.go), so no code is generated.
+COREDNS_PLUGINS = ("errors", "health", "ready", "kubernetes", "cache")
+COREDNS_MAIN = "package main\n\nimport (\n" + "".join(
+    f'\t_ "{COREDNS_MODULE}/plugin/{name}"\n' for name in COREDNS_PLUGINS) + f"""
+\t"{COREDNS_MODULE}/coremain"
+)
+
+func main() {{
+\tcoremain.Run()
+}}
+"""
+
+KUBE_ROUTER_MODULE = "github.com/cloudnativelabs/kube-router/v2"
 CNI_VERSION_VAR = "github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion"
 CONTAINERD_MODULE = "github.com/containerd/containerd/v2"
 
@@ -129,4 +150,19 @@ PROGRAMS = (
               packages={p: f"github.com/containernetworking/plugins/plugins/{kind}/{p}" for p, kind in
                         (("bridge", "main"), ("host-local", "ipam"), ("loopback", "main"), ("portmap", "meta"))},
               ldflags=("-s", "-w", f"-X {CNI_VERSION_VAR}={CNI_PLUGINS}")),
+    GoProgram(name="coredns", module=COREDNS_MODULE, version=COREDNS, source=SOURCES["coredns"],
+              packages={"coredns": "."}, main_go=COREDNS_MAIN,
+              ldflags=("-s", "-w", f"-X {COREDNS_MODULE}/coremain.GitCommit={COREDNS}")),
+    GoProgram(name="kube-router", module=KUBE_ROUTER_MODULE, version=KUBE_ROUTER, source=SOURCES["kube-router"],
+              packages={"kube-router": f"{KUBE_ROUTER_MODULE}/cmd/kube-router"},
+              ldflags=("-s", "-w", f"-X {KUBE_ROUTER_MODULE}/pkg/version.Version={KUBE_ROUTER}")),
+)
+
+CT_MODULE = "github.com/helm/chart-testing/v3"
+# Tools that run against the cluster, built the same way (not cluster components).
+TOOLS = (
+    GoProgram(name="chart-testing", module=CT_MODULE, version=CHART_TESTING, source=SOURCES["chart-testing"],
+              packages={"ct": f"{CT_MODULE}/ct"},
+              ldflags=("-s", "-w", f"-X {CT_MODULE}/ct/cmd.Version={CHART_TESTING}"),
+              module_files=("etc/chart_schema.yaml", "etc/lintconf.yaml")),
 )

@@ -18,3 +18,17 @@ case "$out" in
   *"built in stage one"*) echo "PASS: multi-stage build works in the dind agent pod" ;;
   *) echo "FAIL: unexpected output from the built image" >&2; exit 1 ;;
 esac
+if [ -n "${PUSH_REGISTRY:-}" ]; then
+  ref="$PUSH_REGISTRY/jda-helm-test:$(date +%s)-$$"
+  echo "pushing to $ref"
+  docker tag jda-helm-test:run "$ref"
+  docker push "$ref"
+  digest=$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$ref" | grep "^$PUSH_REGISTRY/jda-helm-test@" | head -n 1)
+  if [ -z "$digest" ]; then echo "FAIL: no digest for $ref after the push" >&2; exit 1; fi
+  docker rmi "$ref" jda-helm-test:run >/dev/null
+  echo "pulling back by digest: $digest"
+  docker pull "$digest"
+  again=$(docker run --rm "$digest")
+  if [ "$again" != "$out" ]; then echo "FAIL: the image pulled by digest says: $again" >&2; exit 1; fi
+  echo "PASS: pushed to $PUSH_REGISTRY and pulled back by digest ($digest)"
+fi

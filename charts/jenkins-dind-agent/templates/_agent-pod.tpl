@@ -289,6 +289,10 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
   value: {{ $root.Values.agent.dind.storageDriver | quote }}
 - name: BASE_IMAGE
   value: {{ $root.Values.exampleJob.baseImage | quote }}
+{{- with $root.Values.helmTest.registry }}
+- name: PUSH_REGISTRY
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
 {{- with $root.Values.agent.jnlp.extraEnv }}
 {{ toYaml . }}

@@ -13,7 +13,7 @@ import yaml
 
 from jdagent import tools
 from jdagent.chart.render import render
-from jdagent.cluster.local.config import Layout
+from jdagent.cluster.local.config import POD_PIDS_LIMIT, Layout
 from jdagent.cluster.local.host import cgroup_dirs
 from jdagent.paths import CHART_DIR
 from tests.cluster.kube import (
@@ -136,4 +136,48 @@ def test_a_build_over_dinds_memory_limit_is_oom_killed_inside_the_pod_and_docker
     assert dind_status["restartCount"] == 0 and "running" in dind_status["state"], dind_status
     print(f"\n{name}: dind limit {limit}; a {twice} allocation was OOM-killed inside dind (exit 137, "
           f"OOMKilled=true); dockerd kept running, the bystander container too, dind restarts: 0")
+    kubectl("delete", "pod", name, "--wait=false")
+
+
+def test_a_fork_bomb_in_a_build_stops_at_the_pods_pids_limit_and_dockerd_survives(cluster, plugin):
+    """The limit is the kubelet's podPidsLimit on the pod cgroup (the chart cannot set one). The kernel
+    holds the bomb at it (pids.peak), the bomb's shell dies on its first refused fork, and dockerd and
+    jnlp carry on; the report says whether anything in the pod could start while the pids were held."""
+    manifest, kubectl = plugin
+    name, created = start(kubectl, manifest, None)
+    uid = created["metadata"]["uid"]
+    layout = Layout(cluster.name)
+    pod_pids = [p for root in cgroup_dirs(layout.cgroup_root) for p in root.rglob(f"pod{uid}")
+                if (p / "pids.max").exists()]
+    assert pod_pids, "the pod has a pids cgroup"
+    cgroup = pod_pids[0]
+    assert (cgroup / "pids.max").read_text().strip() == str(POD_PIDS_LIMIT)
+    hold_s = 25
+    bomb = kubectl("exec", name, "-c", "jnlp", "--", "docker", "run", "-d", "--name", "bomb", BASE_IMAGE, "sh", "-c",
+                   f"n=0; while [ $n -lt {POD_PIDS_LIMIT * 2} ]; do sleep {hold_s} 2>/dev/null & n=$((n+1)); done; "
+                   "wait")
+    assert bomb.returncode == 0, bomb.stderr
+
+    # read from the node, not through the pod (inside it nothing can fork while the bomb holds the pids);
+    # pids.peak is the kernel's high-water mark: it reaches pids.max and, the limit holding, never passes it
+    peak = wait_for("the bomb to fill the pod's pids", lambda: (
+        c := int((cgroup / "pids.peak").read_text())) >= POD_PIDS_LIMIT - 16 and c, timeout=120, every=0.2)
+    held = int((cgroup / "pids.current").read_text())
+    during = kubectl("exec", name, "-c", "jnlp", "--", "true", timeout=60) if held >= POD_PIDS_LIMIT - 16 else None
+    after = wait_for("the bomb's processes to end", lambda: (
+        c := int((cgroup / "pids.current").read_text())) < POD_PIDS_LIMIT // 2 and str(c), timeout=hold_s + 120)
+    version = kubectl("exec", name, "-c", "jnlp", "--", "docker", "version", "--format", "{{.Server.Version}}")
+    state = kubectl("exec", name, "-c", "jnlp", "--", "docker", "inspect", "-f",
+                    "{{.State.Status}} exit={{.State.ExitCode}} {{.State.Error}}", "bomb")
+    status = find_json(cluster, "-n", NS, "get", "pod", name)["status"]
+    dind_status = next(s for s in status.get("initContainerStatuses", []) + status["containerStatuses"]
+                       if s["name"] == "dind")
+    exec_during = "not tried (the pids were already freed)" if during is None else \
+        f"exit {during.returncode} {during.stderr.strip()[:100]!r}"
+    print(f"\n{name}: pod pids.max {POD_PIDS_LIMIT}; the bomb drove pids.peak to {peak} (current {held}); "
+          f"`kubectl exec` meanwhile: {exec_during}; afterwards pids.current {after}, dockerd "
+          f"{version.stdout.strip()!r}, the bomb {state.stdout.strip()!r}, dind restarts {dind_status['restartCount']}")
+    assert peak <= POD_PIDS_LIMIT, peak
+    assert version.returncode == 0 and version.stdout.strip(), version.stderr
+    assert dind_status["restartCount"] == 0 and "running" in dind_status["state"], dind_status
     kubectl("delete", "pod", name, "--wait=false")

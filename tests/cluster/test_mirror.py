@@ -9,15 +9,11 @@ Figures go to .artifacts/bench/cluster-fanin.json and into the printed table.
 
 from __future__ import annotations
 
-import time
-import uuid
-
 import docker
 import pytest
 
 from jdagent.chart.render import render
 from jdagent.cluster import fanin
-from jdagent.cluster.local.config import Layout
 from jdagent.cluster.portforward import port_forward
 from jdagent.engine import registry
 from jdagent.engine.agentpod import image_values
@@ -39,34 +35,16 @@ def rounds(cluster, standins, in_cluster_registry, tmp_path_factory) -> tuple[li
     cluster.kubectl_wait(300, "-n", NS, "rollout", "status", f"deployment/{RELEASE}-jenkins-dind-agent-mirror")
     pod = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3").agent_pod(None)
     client = docker.from_env(version="auto", timeout=600)
-    layout = Layout(cluster.name)
-    done: list[fanin.Round] = []
-    warm: dict[str, int] = {}
+
+    def push(repository: str) -> None:
+        with port_forward(cluster, "registry", "svc/registry", 5000) as port:
+            registry.push_to_loopback(client, standins["busybox"], port, repository, "1")
+
+    def upstream_log() -> str:
+        return cluster.kubectl("-n", "registry", "logs", "deployment/registry", "--tail=-1").stdout
+
     try:
-        for count in ROUNDS:
-            repository = f"library/fanin{count}-{uuid.uuid4().hex[:6]}"
-            with port_forward(cluster, "registry", "svc/registry", 5000) as port:
-                registry.push_to_loopback(client, standins["busybox"], port, repository, "1")
-            names = fanin.start_agents(cluster, pod, NS, count, f"n{count}")
-            startups = fanin.wait_ready(cluster, NS, names)
-            time.sleep(5)
-            memory = [m for s in startups if (m := fanin.idle_memory_mib(layout.cgroup_root, s.uid)) is not None]
-            pulls = fanin.pull_everywhere(cluster, NS, names, f"{repository.split('/', 1)[1]}:1")
-            upstream = cluster.kubectl("-n", "registry", "logs", "deployment/registry", "--tail=-1").stdout
-            blobs, manifests = fanin.upstream_fetches(upstream, repository)
-            done.append(fanin.Round(count, startups, pulls, blobs, manifests, memory))
-            cluster.kubectl("-n", NS, "delete", "pod", *names, "--wait=true", "--timeout=180s", timeout=240)
-            if count == 1:
-                first = (repository, blobs)
-        # a new agent pulls the first round's image again: the mirror serves it from its cache
-        repository, before = first
-        names = fanin.start_agents(cluster, pod, NS, 1, "warm")
-        fanin.wait_ready(cluster, NS, names)
-        fanin.pull_everywhere(cluster, NS, names, f"{repository.split('/', 1)[1]}:1")
-        upstream = cluster.kubectl("-n", "registry", "logs", "deployment/registry", "--tail=-1").stdout
-        after, _ = fanin.upstream_fetches(upstream, repository)
-        warm = {d: after.get(d, 0) - before.get(d, 0) for d in before}
-        cluster.kubectl("-n", NS, "delete", "pod", *names, "--wait=false")
+        done, warm = fanin.run_rounds(cluster, pod, NS, ROUNDS, push, upstream_log)
     finally:
         helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
         delete_namespace(cluster, NS)

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -173,3 +174,36 @@ def write(rounds: list[Round], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([r.summary() for r in rounds], indent=2) + "\n")
     log(f"fan-in figures written to {path}")
+
+
+def run_rounds(cluster: Cluster, pod: dict, namespace: str, counts: tuple[int, ...],
+               push: Callable[[str], None], upstream_log: Callable[[], str]) -> tuple[list[Round], dict[str, int]]:
+    """One round per count, each on a repository the mirror has never seen (`push` puts the image
+    there in the upstream), then a new agent pulling the first round's image again: (rounds, upstream
+    blob GETs that warm pull cost, per digest)."""
+    from jdagent.cluster.local.config import Layout
+
+    layout = Layout(cluster.name)
+    done: list[Round] = []
+    first: tuple[str, dict[str, int]] | None = None
+    for count in counts:
+        repository = f"library/fanin{count}-{uuid.uuid4().hex[:6]}"
+        push(repository)
+        log(f"fan-in: {count} agent pod(s) at once, pulling {repository}:1 through the mirror")
+        names = start_agents(cluster, pod, namespace, count, f"n{count}")
+        startups = wait_ready(cluster, namespace, names)
+        time.sleep(5)
+        memory = [m for s in startups if (m := idle_memory_mib(layout.cgroup_root, s.uid)) is not None]
+        pulls = pull_everywhere(cluster, namespace, names, f"{repository.split('/', 1)[1]}:1")
+        blobs, manifests = upstream_fetches(upstream_log(), repository)
+        done.append(Round(count, startups, pulls, blobs, manifests, memory))
+        cluster.kubectl("-n", namespace, "delete", "pod", *names, "--wait=true", "--timeout=180s", timeout=240)
+        first = first or (repository, blobs)
+    assert first is not None
+    repository, before = first
+    names = start_agents(cluster, pod, namespace, 1, "warm")
+    wait_ready(cluster, namespace, names)
+    pull_everywhere(cluster, namespace, names, f"{repository.split('/', 1)[1]}:1")
+    after, _ = upstream_fetches(upstream_log(), repository)
+    cluster.kubectl("-n", namespace, "delete", "pod", *names, "--wait=false")
+    return done, {d: after.get(d, 0) - before.get(d, 0) for d in before}

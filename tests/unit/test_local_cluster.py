@@ -190,3 +190,15 @@ def test_coredns_is_built_with_exactly_the_plugins_its_corefile_uses_and_reads_w
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     corefile = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["Corefile"]
     assert corefile == addons.COREFILE
+
+
+def test_down_finds_the_shims_by_the_clusters_containerd_socket(tmp_path):
+    from jdagent.cluster.local.host import processes_mentioning
+
+    for pid, args in ((101, [b"containerd-shim-runc-v2", b"-address", b"/run/jda-local/a/containerd.sock"]),
+                      (102, [b"containerd-shim-runc-v2", b"-address", b"/run/jda-local/b/containerd.sock"]),
+                      (103, [b"sleep", b"60"])):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(args) + b"\0")
+    (tmp_path / "self").mkdir()
+    assert processes_mentioning("/run/jda-local/a/containerd.sock", tmp_path) == [101]

@@ -158,3 +158,19 @@ def restore_sysctls(saved: dict[str, str]) -> list[str]:
             path.write_text(value)
             changed.append(f"{key.replace('/', '.')}={value}")
     return changed
+
+
+def processes_mentioning(text: str, proc: Path = Path("/proc")) -> list[int]:
+    """Pids whose command line contains `text`: the containerd shims of a cluster, which leave their
+    parent's session at start and so outlive it, name its containerd socket in their arguments."""
+    found = []
+    for entry in proc.iterdir() if proc.is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)

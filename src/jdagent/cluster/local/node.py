@@ -399,6 +399,9 @@ class LocalProvider(Provider):
         log(f"stopping local cluster {name}")
         node.stop_all()
         node.save()
+        for pid in host.processes_mentioning(str(layout.containerd_socket)):  # the shims, and their pods
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         leftovers = host.remove_cgroups(layout.cgroup_root)
         stuck = host.unmount_all(layout.state) + host.unmount_all(layout.run)
         before = set(node.state.get("netns_before", []))

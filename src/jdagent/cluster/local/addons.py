@@ -121,53 +121,45 @@ def seeded_registry(cluster: Cluster, registry_image: str, base_image: str, repo
     return f"{REGISTRY}/{repository}:{tag}"
 
 
-def kube_router_rbac() -> str:
-    """Read-only access for the NetworkPolicy enforcer: nothing it does writes to the API."""
-    rules = "\n".join(f"- apiGroups: [\"{group}\"]\n  resources: [{', '.join(resources)}]\n"
-                      f"  verbs: [get, list, watch]" for group, resources in KUBE_ROUTER_READS.items())
+def _cluster_reader(name: str, reads: dict[str, tuple[str, ...]], verbs: str, subject: str) -> str:
+    """A ClusterRole that may only read `reads` ({api group: resources}), bound to `subject` (flow yaml)."""
+    rules = "\n".join(f"- apiGroups: [\"{group}\"]\n  resources: [{', '.join(resources)}]\n  verbs: [{verbs}]"
+                      for group, resources in reads.items())
     return f"""apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
-  name: jda-local:kube-router
+  name: jda-local:{name}
 rules:
 {rules}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata:
-  name: jda-local:kube-router
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: jda-local:kube-router}}
+  name: jda-local:{name}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: jda-local:{name}}}
 subjects:
-- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{KUBE_ROUTER_USER}"}}
+- {subject}
 """
+
+
+def kube_router_rbac() -> str:
+    """Read-only access for the NetworkPolicy enforcer: nothing it does writes to the API."""
+    return _cluster_reader("kube-router", KUBE_ROUTER_READS, "get, list, watch",
+                           f'{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{KUBE_ROUTER_USER}"}}')
 
 
 def coredns(image: str) -> str:
     """Cluster DNS at the kubelet's clusterDNS address: CoreDNS (our build) as a Deployment in
     kube-system behind the kube-dns Service, reading Services and EndpointSlices with its own account."""
-    rules = "\n".join(f"- apiGroups: [\"{group}\"]\n  resources: [{', '.join(resources)}]\n  verbs: [list, watch]"
-                      for group, resources in COREDNS_READS.items())
     corefile = "\n".join("    " + line if line else "" for line in COREFILE.splitlines())
     labels = "{k8s-app: kube-dns}"
+    reader = _cluster_reader("coredns", COREDNS_READS, "list, watch",
+                             "{kind: ServiceAccount, name: coredns, namespace: kube-system}")
     return f"""apiVersion: v1
 kind: ServiceAccount
 metadata: {{name: coredns, namespace: kube-system}}
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: jda-local:coredns
-rules:
-{rules}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: jda-local:coredns
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: jda-local:coredns}}
-subjects:
-- {{kind: ServiceAccount, name: coredns, namespace: kube-system}}
----
+{reader}---
 apiVersion: v1
 kind: ConfigMap
 metadata: {{name: coredns, namespace: kube-system}}

@@ -1,16 +1,23 @@
 """The in-cluster pull-through mirror (mirror.enabled) on a real engine: the chart's rendered mirror pod
-(Distribution in proxy mode, the stand-in runs the rendered config and command) in front of an
-"upstream" registry, and two rendered agent pods whose dockerd pulls a Docker Hub image through it.
-The upstream serves the image once (one manifest GET, the "pull" Docker Hub counts; Distribution 2.8
-fetched each layer twice for that first pull); the second agent, and later pulls, cost the upstream
-nothing but a tag check (HEAD); each agent keeps its own daemon state.
+(Distribution in proxy mode behind the nginx front; the stand-ins run the rendered configs and commands)
+in front of an "upstream" registry, and two rendered agent pods whose dockerd pulls a Docker Hub image
+through it. The upstream serves the image once (one manifest GET, the "pull" Docker Hub counts;
+Distribution 2.8, the stand-in here, fetches each layer twice for that first miss, 3.x once); the second
+agent, and later pulls, cost the upstream nothing but a tag check (HEAD); each agent keeps its own
+daemon state.
 
-Pulls at the very same instant are not coalesced: Distribution fetches a manifest it has not stored
-yet once per concurrent request, and streams a layer still being cached straight to a concurrent
-client (registry/proxy/proxyblobstore.go). `tox -e bench` measures that case."""
+Requests for one blob at the very same instant: Distribution alone streams a blob it is still fetching
+from the upstream again for every concurrent request (registry/proxy/proxyblobstore.go); the front's
+cache lock lets one of them through and serves the rest from its cache, which the second test shows
+with eight requests racing for a 48 MiB layer. The cluster tier repeats this with whole agent pods.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import threading
+import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,9 +42,8 @@ def upstream(docker_client, standins):
 
 def test_two_agents_pull_through_the_mirror_and_the_upstream_serves_once(docker_client, standins, upstream):
     reg, served_before = upstream
-    overrides = deep_merge(agentpod.standin_overrides(standins), {
-        "mirror": {"enabled": True, "upstream": f"http://{reg.address}",
-                   "image": agentpod.image_values(standins["registry"])}})
+    overrides = deep_merge(agentpod.standin_overrides(standins),
+                           agentpod.mirror_values(standins, f"http://{reg.address}"))
     manifest = agentpod.render(overrides=overrides, kube_version="1.33.0")
     mirror_spec, files = agentpod.mirror_pod(manifest)
     agent_spec = manifest.agent_pod()["spec"]
@@ -75,3 +81,55 @@ def test_two_agents_pull_through_the_mirror_and_the_upstream_serves_once(docker_
 def config_blob(pod: PodRunner) -> str:
     """The digest of IMAGE's config blob (its image ID), as the registry serves it."""
     return pod.exec("jnlp", ["docker", "image", "inspect", IMAGE, "--format", "{{.Id}}"]).output.strip()
+
+
+@pytest.fixture
+def big_layer(docker_client, standins, upstream):
+    """library/big:1 in the upstream: the busybox stand-in plus one 48 MiB layer of random bytes (big
+    enough that requests racing for it overlap the mirror's fetch). Returns the layer's digest."""
+    reg, _ = upstream
+    dockerfile = f"FROM {standins['busybox']}\nRUN dd if=/dev/urandom of=/big bs=1048576 count=48\n"
+    tag = "jda-test-mirror-big:1"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
+    try:
+        registry.seed(docker_client, reg, tag, "library/big", "1")
+    finally:
+        docker_client.images.remove(tag, force=True)
+    _, manifest = reg.manifest("library/big", "1")
+    return max(manifest["layers"], key=lambda layer: layer["size"])["digest"]
+
+
+def test_requests_racing_for_one_blob_cost_the_upstream_one_fetch(docker_client, standins, upstream, big_layer):
+    reg, served_before = upstream
+    overrides = deep_merge(agentpod.standin_overrides(standins),
+                           agentpod.mirror_values(standins, f"http://{reg.address}"))
+    mirror_spec, files = agentpod.mirror_pod(agentpod.render(overrides=overrides, kube_version="1.33.0"))
+    racers = 8
+    with PodRunner(mirror_spec, client=docker_client, files=files, name="jda-mirror-race") as mirror:
+        base = f"http://{mirror.ip_address()}:5000"
+        registry.wait_http(f"{base}/v2/")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        start = threading.Barrier(racers)
+        answers: list[tuple[str, str]] = []
+
+        def fetch() -> None:
+            start.wait()
+            with opener.open(f"{base}/v2/library/big/blobs/{big_layer}", timeout=300) as resp:
+                body = resp.read()
+            answers.append((resp.headers.get("X-Jda-Front-Cache", ""), "sha256:" + hashlib.sha256(body).hexdigest()))
+
+        threads = [threading.Thread(target=fetch) for _ in range(racers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
+        fetched = reg.gets_since(served_before)["blobs"].get(f"/v2/library/big/blobs/{big_layer}", 0)
+        log = mirror.logs("front")
+    assert len(answers) == racers, f"only {len(answers)} of {racers} requests were answered; front log:\n{log}"
+    assert {digest for _, digest in answers} == {big_layer}, "a client got other bytes than the blob it asked for"
+    statuses = sorted(status for status, _ in answers)
+    # one request went through the lock to Distribution; the others waited for it and read the cache
+    assert statuses == ["HIT"] * (racers - 1) + ["MISS"], statuses
+    # Distribution 2.8 (the stand-in) fetches a miss twice, once to store it and once to stream it;
+    # without the front every racer that came while it was fetching would add one more
+    assert 1 <= fetched <= 2, f"the upstream served the blob {fetched} times for {racers} racing requests"

@@ -12,7 +12,7 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 
 {{- define "jda.validate" -}}
 {{- $a := .Values.agent -}}
-{{- $containers := dict "controller.resources" .Values.controller.resources "agent.jnlp.resources" $a.jnlp.resources "agent.dind.resources" $a.dind.resources "mirror.resources" .Values.mirror.resources -}}
+{{- $containers := dict "controller.resources" .Values.controller.resources "agent.jnlp.resources" $a.jnlp.resources "agent.dind.resources" $a.dind.resources "mirror.resources" .Values.mirror.resources "mirror.front.resources" (.Values.mirror.front.resources | default dict) -}}
 {{- range $key := keys $containers | sortAlpha -}}
 {{- $res := index $containers $key | default dict -}}
 {{- $requests := $res.requests | default dict -}}

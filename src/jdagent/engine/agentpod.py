@@ -38,6 +38,15 @@ def standin_overrides(standins: Mapping[str, str], **agent: Any) -> dict[str, An
     }
 
 
+def mirror_values(standins: Mapping[str, str], upstream: str, registry_image: str | None = None,
+                  **extra: Any) -> dict[str, Any]:
+    """Values that turn the chart's mirror on, pulling from `upstream`, on stand-in images: the nginx
+    front, and Distribution (`registry_image`, else the Debian registry stand-in)."""
+    return {"mirror": {"enabled": True, "upstream": upstream,
+                       "image": image_values(registry_image or standins["registry"]),
+                       "front": {"image": image_values(standins["front"])}, **extra}}
+
+
 def render_agent_pod(values: Iterable[Path] = (), overrides: Mapping[str, Any] | None = None,
                      kube_version: str = "1.33.0", helm: str = "4") -> tuple[Manifest, Obj]:
     """(manifest, agent pod spec) exactly as the JCasC pod template carries it."""

@@ -250,8 +250,7 @@ class Bench:
         with self.registry("upstream") as upstream:
             registry.seed(self.client, upstream, self.standins["busybox"], "library/busybox", "1.37.0")
             since = len(upstream.served())
-            values = {"mirror": {"enabled": True, "upstream": f"http://{upstream.address}",
-                                 "image": agentpod.image_values(self.standins["registry"])}}
+            values = agentpod.mirror_values(self.standins, f"http://{upstream.address}")
             manifest = agentpod.render(overrides=deep_merge(agentpod.standin_overrides(self.standins), values),
                                        kube_version="1.33.0")
             spec, files = agentpod.mirror_pod(manifest)

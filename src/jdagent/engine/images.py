@@ -24,7 +24,7 @@ from docker.errors import ImageNotFound
 
 BASE_REPO = "jda-base"
 BASE_SUITE = os.environ.get("JDA_BASE_SUITE", "trixie")
-STANDINS = ("dind", "jnlp", "busybox", "registry")
+STANDINS = ("dind", "jnlp", "busybox", "registry", "front")
 
 
 def log(message: str) -> None:

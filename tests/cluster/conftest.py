@@ -17,6 +17,7 @@ import yaml
 
 from jdagent.cluster import artifacts
 from jdagent.cluster.local import addons
+from jdagent.cluster.local import images as local_images
 from jdagent.cluster.local.node import LocalProvider
 from jdagent.cluster.portforward import loopback_without_proxy
 from jdagent.engine import images
@@ -82,6 +83,15 @@ def standins(cluster) -> dict[str, str]:
     for image in found.values():
         PROVIDER.load_image(cluster, image)
     return found
+
+
+@pytest.fixture(scope="session")
+def mirror_registry(cluster) -> str:
+    """Distribution at the chart's mirror.image version, built from its Go module (the mirror's own code,
+    where the Docker tier runs Debian's 2.8), imported into the node's containerd."""
+    image = local_images.ensure_mirror_registry()
+    PROVIDER.load_image(cluster, image)
+    return image
 
 
 def _approval(group: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ import yaml
 
 from jdagent.chart.manifest import container
 from jdagent.chart.render import render
-from jdagent.engine.agentpod import image_values, registry_mirrors
+from jdagent.engine.agentpod import mirror_values, registry_mirrors
 from jdagent.paths import CHART_DIR
 from tests.cluster.kube import (
     BASE_IMAGE,
@@ -43,12 +43,11 @@ def listener(port: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def net(cluster, standins, in_cluster_registry, tmp_path_factory):
+def net(cluster, standins, mirror_registry, in_cluster_registry, tmp_path_factory):
     namespace(cluster, NS, privileged=True)
     namespace(cluster, OUTSIDE)
-    values = standin_values(standins, mirror={
-        "enabled": True, "upstream": f"http://{in_cluster_registry}", "image": image_values(standins["registry"]),
-        "persistence": {"size": "1Gi"}})
+    values = standin_values(standins, **mirror_values(
+        standins, f"http://{in_cluster_registry}", registry_image=mirror_registry, persistence={"size": "1Gi"}))
     path = values_file(tmp_path_factory.mktemp("netpol"), values)
     helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
     manifest = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3")

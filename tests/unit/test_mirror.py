@@ -60,8 +60,9 @@ def test_agents_use_the_mirror_service(domain):
     assert port["port"] == 5000
     pod = manifest.get("Deployment", name=name)["spec"]["template"]
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items() and service["spec"]["selector"]
-    served = {p["name"]: (c["name"], p["containerPort"]) for c in pod["spec"]["containers"] for p in c.get("ports", [])}
-    assert served[port["targetPort"]] == ("front", 5000), "the Service must reach the front, not Distribution"
+    served = [(c["name"], p["containerPort"]) for c in pod["spec"]["containers"] for p in c.get("ports", [])
+              if p["name"] == port["targetPort"]]
+    assert served == [("front", 5000)], "the Service must reach the front alone, not Distribution"
 
 
 def test_config_is_what_distribution_reads_and_matches_the_pod():

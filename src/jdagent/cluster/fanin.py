@@ -10,9 +10,12 @@ passed), jnlp started, pod Ready.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 import statistics
+import tarfile
 import threading
 import time
 import uuid
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import docker
 import yaml
 
 from jdagent.cluster.local.host import cgroup_dirs
@@ -176,19 +180,68 @@ def write(rounds: list[Round], path: Path) -> None:
     log(f"fan-in figures written to {path}")
 
 
+def round_image(client: docker.DockerClient, marker: str, mib: int = 8) -> str:
+    """An image no earlier round shares a blob with: FROM scratch, one layer of `mib` MiB of random
+    bytes (so concurrent pulls overlap the mirror's fetch) and a marker; the front caches blobs by
+    digest across repositories, so a shared base layer would be served without a miss."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", b"FROM scratch\nCOPY blob marker /\n"),
+                           ("blob", os.urandom(mib * 1024 * 1024)), ("marker", marker.encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    tag = f"jda-fanin:{marker}"
+    client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True)
+    return tag
+
+
+def in_cluster_upstream(cluster: Cluster, client: docker.DockerClient,
+                        namespace: str = "registry") -> tuple[Callable[[str, str], None], Callable[[], str]]:
+    """(push, upstream_log) for run_rounds, with the in-cluster registry Deployment (jdagent.cluster.local
+    .addons.seeded_registry) as the mirror's upstream: push builds round_image(marker) and pushes it to
+    `repository` through a port-forward; upstream_log is that registry's whole log."""
+    from jdagent.cluster.portforward import port_forward
+    from jdagent.engine import registry
+
+    def push(repository: str, marker: str) -> None:
+        image = round_image(client, marker)
+        try:
+            with port_forward(cluster, namespace, f"svc/{namespace}", 5000) as port:
+                registry.push_to_loopback(client, image, port, repository, "1")
+        finally:
+            client.images.remove(image, force=True)
+
+    def upstream_log() -> str:
+        return cluster.kubectl("-n", namespace, "logs", f"deployment/{namespace}", "--tail=-1").stdout
+
+    return push, upstream_log
+
+
+@dataclass
+class Rerun:
+    """What pulling already-fetched blobs again cost the upstream: the first round's image in a new agent
+    (warm), and the same image under a repository the mirror has never seen (other_repository)."""
+    warm: dict[str, int]
+    other_repository: dict[str, int]
+    other_repository_manifests: int
+
+
 def run_rounds(cluster: Cluster, pod: dict, namespace: str, counts: tuple[int, ...],
-               push: Callable[[str], None], upstream_log: Callable[[], str]) -> tuple[list[Round], dict[str, int]]:
-    """One round per count, each on a repository the mirror has never seen (`push` puts the image
-    there in the upstream), then a new agent pulling the first round's image again: (rounds, upstream
-    blob GETs that warm pull cost, per digest)."""
+               push: Callable[[str, str], None], upstream_log: Callable[[], str]) -> tuple[list[Round], Rerun]:
+    """One round per count, each on a repository the mirror has never seen, holding an image of its own
+    (`push(repository, marker)` puts round_image(marker) there in the upstream), then a new agent pulling
+    the first round's image again, and the same image from a second repository."""
     from jdagent.cluster.local.config import Layout
 
     layout = Layout(cluster.name)
     done: list[Round] = []
-    first: tuple[str, dict[str, int]] | None = None
+    first: tuple[str, str, dict[str, int]] | None = None
     for count in counts:
-        repository = f"library/fanin{count}-{uuid.uuid4().hex[:6]}"
-        push(repository)
+        marker = uuid.uuid4().hex[:6]
+        repository = f"library/fanin{count}-{marker}"
+        push(repository, marker)
         log(f"fan-in: {count} agent pod(s) at once, pulling {repository}:1 through the mirror")
         names = start_agents(cluster, pod, namespace, count, f"n{count}")
         startups = wait_ready(cluster, namespace, names)
@@ -198,12 +251,17 @@ def run_rounds(cluster: Cluster, pod: dict, namespace: str, counts: tuple[int, .
         blobs, manifests = upstream_fetches(upstream_log(), repository)
         done.append(Round(count, startups, pulls, blobs, manifests, memory))
         cluster.kubectl("-n", namespace, "delete", "pod", *names, "--wait=true", "--timeout=180s", timeout=240)
-        first = first or (repository, blobs)
+        first = first or (repository, marker, blobs)
     assert first is not None
-    repository, before = first
+    repository, marker, before = first
+    other = f"library/fanin-again-{marker}"
+    push(other, marker)
     names = start_agents(cluster, pod, namespace, 1, "warm")
     wait_ready(cluster, namespace, names)
     pull_everywhere(cluster, namespace, names, f"{repository.split('/', 1)[1]}:1")
     after, _ = upstream_fetches(upstream_log(), repository)
+    pull_everywhere(cluster, namespace, names, f"{other.split('/', 1)[1]}:1")
+    again, again_manifests = upstream_fetches(upstream_log(), other)
     cluster.kubectl("-n", namespace, "delete", "pod", *names, "--wait=false")
-    return done, {d: after.get(d, 0) - before.get(d, 0) for d in before}
+    return done, Rerun({d: after.get(d, 0) - before.get(d, 0) for d in before}, {d: again.get(d, 0) for d in before},
+                       again_manifests)

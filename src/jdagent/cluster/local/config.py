@@ -22,9 +22,14 @@ API_PORT = 6443
 KUBE_ROUTER_HEALTH_PORT = 20244  # kube-router's default (pkg/options/options.go defaultHealthCheckPort)
 # what most production nodes set (the kubelet's default is unlimited): every pod, dind's builds included
 POD_PIDS_LIMIT = 1024
+# How often the kubelet sums each pod's volumes (its default is 1m, then jittered up to twice that:
+# pkg/kubelet/server/stats/volume_stat_calculator.go); eviction for an emptyDir's sizeLimit acts on that
+# sum, so the test node measures every 10-20 s to keep the disk test short. Production nodes keep 1m.
+VOLUME_STATS_PERIOD = "10s"
 KUBE_ROUTER_CHAIN = "KUBE-ROUTER-FORWARD"  # its netpol controller's top FORWARD chain
 PAUSE_IMAGE = f"registry.k8s.io/pause:{pins.PAUSE}"
 COREDNS_IMAGE = f"jda-local/coredns:{pins.COREDNS}"  # ours, built from the module: not the upstream image
+DISTRIBUTION_IMAGE = f"jda-local/registry:{pins.DISTRIBUTION}"  # the same, for the chart's mirror
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ failSwapOn: false
 serializeImagePulls: false
 maxPods: 60
 podPidsLimit: {POD_PIDS_LIMIT}
+volumeStatsAggPeriod: {VOLUME_STATS_PERIOD}
 evictionHard: {{memory.available: "200Mi", nodefs.available: "3%", imagefs.available: "3%"}}
 evictionPressureTransitionPeriod: 30s
 """

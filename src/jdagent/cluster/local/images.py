@@ -1,7 +1,8 @@
 """Images the local cluster needs from nowhere: pause, compiled from Kubernetes' own pause.c (in the
 k8s.io/kubernetes module at the pinned version, build/pause/linux/pause.c, with the flags of its
-Makefile), and CoreDNS, the static binary built from its module (jdagent.cluster.local.pins); each
-goes into a FROM-scratch image on the local Docker engine, then is imported into containerd."""
+Makefile), CoreDNS and the mirror's Distribution, static binaries built from their modules
+(jdagent.cluster.local.pins); each goes into a FROM-scratch image on the local Docker engine, then is
+imported into containerd."""
 
 from __future__ import annotations
 
@@ -32,16 +33,38 @@ def ensure_pause() -> str:
     return image
 
 
-def ensure_coredns(folder: Path) -> str:
-    """The CoreDNS image for the binary in `folder`, tagged with its build key (a new build, a new tag)."""
-    image = f"{config.COREDNS_IMAGE}-{folder.name.rsplit('-', 1)[1]}"
+def _scratch_image(image: str, binary: Path, dockerfile: str) -> str:
+    """`image`, built FROM scratch around one static binary unless the engine already has it."""
     if _docker_has(image):
         return image
-    with tempfile.TemporaryDirectory(prefix="jda-coredns-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="jda-image-") as tmp:
         build = Path(tmp)
-        (build / "coredns").write_bytes((folder / "coredns").read_bytes())
-        (build / "coredns").chmod(0o755)
-        (build / "Dockerfile").write_text('FROM scratch\nCOPY coredns /coredns\nUSER 65532:65532\n'
-                                          'ENTRYPOINT ["/coredns"]\n')
+        (build / binary.name).write_bytes(binary.read_bytes())
+        (build / binary.name).chmod(0o755)
+        (build / "Dockerfile").write_text(dockerfile)
         subprocess.run(["docker", "build", "-q", "-t", image, str(build)], check=True, capture_output=True, text=True)
     return image
+
+
+def _key(folder: Path) -> str:
+    return folder.name.rsplit("-", 1)[1]
+
+
+def ensure_coredns(folder: Path) -> str:
+    """The CoreDNS image for the binary in `folder`, tagged with its build key (a new build, a new tag)."""
+    return _scratch_image(f"{config.COREDNS_IMAGE}-{_key(folder)}", folder / "coredns",
+                          'FROM scratch\nCOPY coredns /coredns\nUSER 65532:65532\nENTRYPOINT ["/coredns"]\n')
+
+
+def ensure_distribution(folder: Path) -> str:
+    """The mirror's registry (Distribution, built from its module at the chart's pin) for the binary in
+    `folder`: /bin/registry on PATH, as in the upstream image, so the chart's command runs unchanged."""
+    return _scratch_image(f"{config.DISTRIBUTION_IMAGE}-{_key(folder)}", folder / "registry",
+                          "FROM scratch\nCOPY registry /bin/registry\nENV PATH=/bin\nUSER 1000:1000\n"
+                          'ENTRYPOINT ["/bin/registry"]\nCMD ["serve", "/etc/distribution/config.yml"]\n')
+
+
+def ensure_mirror_registry() -> str:
+    """The Distribution image for the chart's mirror, built from its module first if needed."""
+    program = next(p for p in pins.TOOLS if p.name == "distribution")
+    return ensure_distribution(gobuild.build(program))

@@ -21,6 +21,7 @@ COREDNS = "v1.14.2"
 PAUSE = "3.10.2"
 KUBE_ROUTER = "v2.1.0"
 CHART_TESTING = "v3.14.0"
+DISTRIBUTION = "v3.1.1"
 KUBERNETES_DATE = "2026-07-22T18:07:38Z"  # the module's publication time (go mod download -json .Time)
 
 SOURCES = {
@@ -33,6 +34,8 @@ SOURCES = {
     "pause": "kubernetes v1.36.3 build/dependencies.yaml (registry.k8s.io/pause), build/pause/linux/pause.c",
     "kube-router": "the only version of github.com/cloudnativelabs/kube-router/v2 the module proxy serves; "
                    "run as its NetworkPolicy firewall only (IPv4, no router, no service proxy)",
+    "distribution": "the chart's mirror.image (registry:3.1.1, tests/unit/data/upstream/distribution.yaml): the "
+                    "cluster tier runs the mirror's own code at the chart's pin",
     "chart-testing": "the newest github.com/helm/chart-testing/v3 the module proxy serves (its list is refused; "
                      "v3.14.0 answers)",
 }
@@ -158,6 +161,22 @@ PROGRAMS = (
               ldflags=("-s", "-w", f"-X {KUBE_ROUTER_MODULE}/pkg/version.Version={KUBE_ROUTER}")),
 )
 
+DISTRIBUTION_MODULE = "github.com/distribution/distribution/v3"
+# The registry with the one storage driver the chart's mirror uses (upstream's cmd/registry also links the
+# cloud drivers); the proxy is linked by registry/handlers either way.
+DISTRIBUTION_MAIN = f"""package main
+
+import (
+\t"{DISTRIBUTION_MODULE}/registry"
+\t_ "{DISTRIBUTION_MODULE}/registry/proxy"
+\t_ "{DISTRIBUTION_MODULE}/registry/storage/driver/filesystem"
+)
+
+func main() {{
+\t_ = registry.RootCmd.Execute()
+}}
+"""
+
 CT_MODULE = "github.com/helm/chart-testing/v3"
 # Tools that run against the cluster, built the same way (not cluster components).
 TOOLS = (
@@ -165,4 +184,8 @@ TOOLS = (
               packages={"ct": f"{CT_MODULE}/ct"},
               ldflags=("-s", "-w", f"-X {CT_MODULE}/ct/cmd.Version={CHART_TESTING}"),
               module_files=("etc/chart_schema.yaml", "etc/lintconf.yaml")),
+    GoProgram(name="distribution", module=DISTRIBUTION_MODULE, version=DISTRIBUTION, source=SOURCES["distribution"],
+              packages={"registry": "."}, main_go=DISTRIBUTION_MAIN,
+              ldflags=("-s", "-w", f"-X {DISTRIBUTION_MODULE}/version.version={DISTRIBUTION.lstrip('v')}",
+                       f"-X {DISTRIBUTION_MODULE}/version.mainpkg={DISTRIBUTION_MODULE}")),
 )

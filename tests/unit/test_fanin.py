@@ -38,3 +38,15 @@ def test_start_up_is_read_from_the_kubelets_pod_status():
 def test_percentiles_are_nearest_rank():
     values = [float(v) for v in range(1, 9)]
     assert fanin.percentile(values, 50) == 4 and fanin.percentile(values, 95) == 8 and fanin.percentile([], 50) == 0
+
+
+def test_a_first_build_row_counts_from_the_pods_creation_and_the_table_keeps_the_floor():
+    from jdagent.cluster import firstbuild
+
+    s = fanin.Startup("p", "u", created=100.0, dind_started=101.0, dind_ready=104.0, jnlp_started=104.0, ready=105.0)
+    row = firstbuild.FirstBuild("overlay2", True, s, build_s=7.26, done_s=12.94).row()
+    assert row == {"driver": "overlay2", "prewarmed": True, "dind_started_s": 1.0, "dind_ready_s": 4.0,
+                   "jnlp_started_s": 4.0, "ready_s": 5.0, "build_s": 7.3, "first_build_done_s": 12.9}
+    text = firstbuild.table({"variants": [row], "host_build_s": 3.1})
+    assert "| overlay2 | prewarmed | 1 s | 4 s | 4 s | 5 s | 7.3 s | 12.9 s |" in text
+    assert text.splitlines()[-1].startswith("| host engine (floor) |") and "3.1 s" in text

@@ -4,7 +4,8 @@ on a local cluster of its own that it stops afterwards:
 - each pinned binary's build time (as recorded when it was built) and the time to find it cached;
 - cluster start until the node is Ready (and CoreDNS answers);
 - an agent pod's start-up from the kubelet's pod status: created, dind started, dind ready (its
-  startupProbe passed), jnlp started, Ready;
+  startupProbe passed), jnlp started, Ready, first build done, for vfs and overlay2, cold and
+  prewarmed, and the same build on the host engine as the floor (jdagent.cluster.firstbuild);
 - 1, 4 and 8 agent pods at once: p50/p95 time to Ready, idle working set per pod, and how often the
   mirror fetched each blob from its upstream (jdagent.cluster.fanin).
 
@@ -23,8 +24,9 @@ import yaml
 
 from jdagent import gobuild, tools
 from jdagent.chart.render import deep_merge, render
-from jdagent.cluster import fanin
+from jdagent.cluster import fanin, firstbuild
 from jdagent.cluster.local import addons, pins
+from jdagent.cluster.local import images as local_images
 from jdagent.cluster.local.config import Layout
 from jdagent.cluster.local.node import LocalProvider, Node
 from jdagent.cluster.portforward import loopback_without_proxy, port_forward
@@ -62,6 +64,8 @@ def main() -> int:
         standins = images.ensure_all(client)
         for image in standins.values():
             provider.load_image(cluster, image)
+        mirror_image = local_images.ensure_mirror_registry()
+        provider.load_image(cluster, mirror_image)
         base = addons.seeded_registry(cluster, standins["registry"], standins["busybox"])
         cluster.kubectl("create", "namespace", NS)
         cluster.kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=privileged")
@@ -69,8 +73,8 @@ def main() -> int:
             "agent": {**fanin.SMALL_REQUESTS, "dind": {**fanin.SMALL_REQUESTS["dind"],
                                                        "insecureRegistries": [addons.REGISTRY]}},
             "exampleJob": {"baseImage": base},
-            "mirror": {"enabled": True, "upstream": f"http://{addons.REGISTRY}",
-                       "image": agentpod.image_values(standins["registry"]), "persistence": {"size": "1Gi"}}})
+            **agentpod.mirror_values(standins, f"http://{addons.REGISTRY}", registry_image=mirror_image,
+                                     persistence={"size": "1Gi"})})
         path = ARTIFACTS_DIR / "bench" / "cluster-values.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(values))
@@ -80,14 +84,17 @@ def main() -> int:
         cluster.kubectl_wait(300, "-n", NS, "rollout", "status", f"deployment/{NS}-jenkins-dind-agent-mirror")
         pod = render(values=[path], namespace=NS, release=NS, kube_version=pins.KUBERNETES.lstrip("v")).agent_pod(None)
 
-        def push(repository: str) -> None:
+        push, upstream_log = fanin.in_cluster_upstream(cluster, client)
+
+        rounds, rerun = fanin.run_rounds(cluster, pod, NS, COUNTS, push, upstream_log)
+
+        def push_base(image: str, repository: str) -> str:
             with port_forward(cluster, "registry", "svc/registry", 5000) as port:
-                registry.push_to_loopback(client, standins["busybox"], port, repository, "1")
+                registry.push_to_loopback(client, image, port, repository, "1")
+            return f"{addons.REGISTRY}/{repository}:1"
 
-        def upstream_log() -> str:
-            return cluster.kubectl("-n", "registry", "logs", "deployment/registry", "--tail=-1").stdout
-
-        rounds, warm = fanin.run_rounds(cluster, pod, NS, COUNTS, push, upstream_log)
+        first = firstbuild.measure(cluster, lambda image: provider.load_image(cluster, image), client, standins,
+                                   values, NS, NS, push_base, pins.KUBERNETES.lstrip("v"))
     finally:
         provider.delete(NAME)
     single = rounds[0].startups[0]
@@ -98,14 +105,17 @@ def main() -> int:
     for row in built:
         print(f"| {row['program']} | {row['version']} | {row['built_s']} s | {row['cached_s']} s |")
     print(f"\nCluster start until the node is Ready (CoreDNS included): {ready_s} s")
-    print("\n## One agent pod (vfs, not prewarmed), from the kubelet's status (1 s resolution)\n")
-    print(" -> ".join(f"{k.removesuffix('_s')} {v:.0f} s" for k, v in breakdown.items()))
+    print("\n## One agent pod, from the kubelet's status (1 s resolution), to its first build\n")
+    print(firstbuild.table(first))
     print("\n## Agent pods started together, pulling one image through the mirror\n")
     print(fanin.table(rounds))
-    print(f"\nA later agent pulling the first image again cost the upstream {sum(warm.values())} blob GETs.")
+    print(f"\nA later agent pulling the first image again cost the upstream {sum(rerun.warm.values())} blob GETs; "
+          f"the same image from another repository {sum(rerun.other_repository.values())} blob GETs "
+          f"({rerun.other_repository_manifests} manifest GET).")
     out = ARTIFACTS_DIR / "bench" / "cluster.json"
-    out.write_text(json.dumps({"builds": built, "ready_seconds": ready_s, "agent_pod": breakdown,
-                               "fanin": [r.summary() for r in rounds], "warm_pull_blob_gets": warm}, indent=2) + "\n")
+    out.write_text(json.dumps({"builds": built, "ready_seconds": ready_s, "agent_pod": breakdown, "first_build": first,
+                               "fanin": [r.summary() for r in rounds], "warm_pull_blob_gets": rerun.warm,
+                               "other_repository_blob_gets": rerun.other_repository}, indent=2) + "\n")
     log(f"figures written to {out}")
     return 0
 

@@ -55,10 +55,39 @@ def namespace(cluster: Cluster, name: str, privileged: bool = False) -> None:
 
 
 def delete_namespace(cluster: Cluster, name: str) -> None:
-    """Delete the namespace (and with it its claims), then put the volumes they held back into service."""
+    """Delete the namespace (and with it its claims), then put the volumes they held back into service.
+    Its pods go first with a 1 s grace period: test pods (nc listeners, stand-in agents) ignore SIGTERM,
+    and waiting out their 30 s each is time, not a check."""
+    cluster.kubectl("-n", name, "delete", "pods", "--all", "--grace-period=1", "--wait=false", check=False)
     cluster.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=180s",
                     timeout=240)
     addons.recycle(cluster)
+
+
+def image_pull_failure(cluster: Cluster, namespace: str, image: str, timeout: float = 180) -> str | None:
+    """Ask the kubelet for `image` with a pod of its own: None once a container of it starts, else the
+    kubelet's reason and message for the failed pull."""
+    name = "jda-pull-probe"
+    apply(cluster, [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+                     "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                              "containers": [{"name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
+                                              "command": ["sh", "-c", "exit 0"]}]}}])
+
+    def answered() -> tuple[str | None] | None:
+        pod = get_json(cluster, "-n", namespace, "get", "pod", name)
+        for status in pod["status"].get("containerStatuses", []):
+            state = status.get("state", {})
+            if "running" in state or "terminated" in state:
+                return (None,)
+            waiting = state.get("waiting", {})
+            if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+                return (f"{waiting['reason']}: {waiting.get('message', '')}",)
+        return None
+
+    try:
+        return wait_for(f"the kubelet to pull {image} or fail", answered, timeout=timeout, every=2)[0]
+    finally:
+        cluster.kubectl("-n", namespace, "delete", "pod", name, "--grace-period=1", "--wait=false", check=False)
 
 
 def standin_values(standins: dict[str, str], **extra) -> dict:

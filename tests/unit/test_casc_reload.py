@@ -118,9 +118,22 @@ def test_an_unchanged_directory_costs_no_request(sidecar, endpoint):
 
 def test_the_heartbeat_the_probes_read_keeps_moving(sidecar, tmp_path):
     beat = tmp_path / "heartbeat"
+    assert wait_for(beat.is_file)
     first = int(beat.read_text())
     assert abs(first - time.time()) < 5
     assert wait_for(lambda: int(beat.read_text()) > first, timeout=5), "rewritten on every check"
+
+
+def test_the_probe_never_reads_a_half_written_heartbeat(sidecar, tmp_path):
+    """The liveness probe runs `$(( now - $(cat heartbeat) ))`: an empty read fails it."""
+    beat = tmp_path / "heartbeat"
+    assert wait_for(beat.is_file)
+    reads = []
+    deadline = time.monotonic() + 12 * INTERVAL
+    while time.monotonic() < deadline:
+        reads.append(beat.read_text())
+    assert len(reads) > 1000
+    assert all(r.strip().isdigit() for r in reads), sorted(set(reads))[:3]
 
 
 def test_a_changed_file_produces_one_authenticated_post(sidecar, endpoint):

@@ -14,6 +14,9 @@ interval=${INTERVAL:-10}
 heartbeat=${HEARTBEAT:-/tmp/casc-reload.heartbeat}
 
 log() { echo "casc-reload: $*"; }
+# Written aside and renamed: the liveness probe's `cat` never sees the empty file a `>` redirect
+# leaves while date starts.
+beat() { date +%s > "$heartbeat.new" && mv -f "$heartbeat.new" "$heartbeat"; }
 
 digest() {
   for f in "$CASC_DIR"/*.yaml "$CASC_DIR"/*.yml; do
@@ -25,10 +28,10 @@ digest() {
 
 applied=$(digest)
 log "watching $CASC_DIR every ${interval}s (files $applied)"
-date +%s > "$heartbeat"
+beat
 while :; do
   sleep "$interval"
-  date +%s > "$heartbeat"
+  beat
   current=$(digest)
   [ "$current" = "$applied" ] && continue
   log "JCasC files changed ($applied -> $current); asking Jenkins to reload"

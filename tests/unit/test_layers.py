@@ -14,7 +14,7 @@ import pytest
 from jdagent.paths import REPO_ROOT
 
 SRC = REPO_ROOT / "src" / "jdagent"
-TOOLING = {"jdagent", "jdagent.paths", "jdagent.tools", "jdagent.mutation", "jdagent.gobuild"}
+TOOLING = {"jdagent", "jdagent.paths", "jdagent.tools", "jdagent.mutation", "jdagent.gobuild", "jdagent.unitbench"}
 # layer -> the layers it may import (its own included); tooling sits below everything
 MAY_IMPORT = {
     "tooling": {"tooling"},

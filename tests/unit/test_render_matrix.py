@@ -49,3 +49,36 @@ def test_native_sidecar_pod_is_invalid_on_the_oldest_schema():
     manifest = render(kube_version="1.30.0")
     errors = validation_errors([manifest.agent_pod()], "1.27.0")
     assert any("restartPolicy" in e for e in errors)
+
+
+@pytest.mark.parametrize("version", ["1.27.0", "1.33.0", "v1.37.0"])
+def test_the_cached_validator_answers_as_kubernetes_validate_does(version):
+    """validation_errors reads the library's schema files once; its verdicts must stay the library's."""
+    import copy
+
+    import kubernetes_validate
+
+    from jdagent.chart.kubeschema import strict_validator
+
+    manifest = render(kube_version=version.removeprefix("v"))
+    pod = manifest.agent_pod()
+    broken = copy.deepcopy(pod)
+    broken["spec"]["containers"][0]["imagePullPolicy"] = 7
+    broken["spec"]["notAField"] = True
+    rbac = manifest.get("Role")
+    refused = []
+    for obj in [*manifest.objects, pod, broken, rbac]:
+        ours = list(strict_validator(version, obj["apiVersion"], obj["kind"]).iter_errors(obj))
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+            theirs = None
+        except kubernetes_validate.ValidationError as exc:
+            theirs = exc
+        assert (ours == []) == (theirs is None), (obj["kind"], ours, theirs)
+        if theirs is not None:
+            assert theirs.message in {e.message for e in ours}
+            refused.append(theirs.message)
+    [error] = validation_errors([broken], version)
+    assert refused and error.endswith(refused[0])
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        strict_validator(version, "example.com/v1", "Widget")

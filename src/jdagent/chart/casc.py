@@ -19,14 +19,14 @@ release, see the facts' provenance) turns a YAML mapping into objects:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
+from jdagent.chart import yamlload
 from jdagent.paths import REPO_ROOT
 
 FACTS_FILE = REPO_ROOT / "tests" / "unit" / "data" / "upstream" / "jcasc-classes.yaml"
@@ -92,8 +92,9 @@ class Facts:
 
     @classmethod
     def load(cls, path: Path = FACTS_FILE) -> Facts:
-        data = yaml.safe_load(path.read_text())
-        return cls(data["classes"], data["roots"], data.get("provenance", {}))
+        """The recorded facts, parsed once per file version (about 1 MB of YAML); read-only."""
+        stat = path.stat()
+        return _load_facts(str(path), stat.st_mtime_ns, stat.st_size)
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self.classes.get(name)
@@ -273,7 +274,7 @@ def documents(manifest: Any) -> list[tuple[str, dict[str, Any]]]:
     """(file name, document) of every JCasC file the controller reads: the *.yaml entries of the
     controller's JCasC directory (the -casc ConfigMap), in the order JCasC reads them (sorted)."""
     cm = manifest.get("ConfigMap", suffix="-casc")
-    return [(k, yaml.safe_load(v)) for k, v in sorted(cm["data"].items()) if k.endswith((".yaml", ".yml"))]
+    return [(k, yamlload.load(v)) for k, v in sorted(cm["data"].items()) if k.endswith((".yaml", ".yml"))]
 
 
 class MergeConflict(ValueError):
@@ -305,3 +306,9 @@ def merge(docs: list[tuple[str, Any]]) -> Any:
             continue
         merged = doc if merged is None else into(merged, doc, name, "")
     return merged
+
+
+@functools.lru_cache(maxsize=4)
+def _load_facts(path: str, _mtime_ns: int, _size: int) -> Facts:
+    data = yamlload.load(Path(path).read_text())
+    return Facts(data["classes"], data["roots"], data.get("provenance", {}))

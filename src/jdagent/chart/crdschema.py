@@ -14,8 +14,8 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import yaml
 
+from jdagent.chart import yamlload
 from jdagent.chart.manifest import Obj
 from jdagent.paths import REPO_ROOT
 
@@ -47,7 +47,7 @@ def strict(node: Any) -> Any:
 
 @cache
 def _facts() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(FACTS_FILE.read_text())
+    data: dict[str, Any] = yamlload.load(FACTS_FILE.read_text())
     return data
 
 

@@ -4,9 +4,16 @@ against their projects' CRD schemas (jdagent.chart.crdschema). An object of any 
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
+from typing import Any
 
+import jsonschema
 import kubernetes_validate
+from kubernetes_validate import utils as kv_utils
+from packaging.version import Version
+from referencing import Registry, Resource
 
 from jdagent.chart import crdschema
 from jdagent.chart.manifest import Obj
@@ -26,11 +33,48 @@ def validation_errors(objects: Iterable[Obj], version: str) -> list[str]:
             errors.extend(f"{where} {e}" for e in crdschema.errors(obj, version))
             continue
         try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            path = "/".join(str(p) for p in exc.path)
-            errors.append(f"{where} at {path or '<root>'}: {exc.message}")
+            validator = strict_validator(version, str(obj.get("apiVersion")), str(obj.get("kind")))
         except kubernetes_validate.SchemaNotFoundError:
             errors.append(f"{where}: no schema for {obj.get('apiVersion')} {obj.get('kind')} (not a built-in "
                           "kind, not in data/upstream/crds.yaml)")
+            continue
+        try:
+            validator.validate(obj)
+        except jsonschema.ValidationError as exc:
+            path = "/".join(str(p) for p in exc.path)
+            errors.append(f"{where} at {path or '<root>'}: {exc.message}")
     return errors
+
+
+def schema_version(version: str) -> str:
+    """The newest schema set kubernetes-validate ships that is not newer than `version` (its own rule)."""
+    wanted = Version(kv_utils.major_minor(version.removeprefix("v")))
+    usable = [v for v in kv_utils.all_versions() if Version(kv_utils.major_minor(v)) <= wanted]
+    if not usable or wanted > Version(kv_utils.major_minor(kv_utils.latest_version())):
+        raise kubernetes_validate.VersionNotSupportedError(version=str(wanted))
+    return usable[-1]
+
+
+@functools.cache
+def _schema(schema_dir: str, name: str, version: str) -> Any:
+    return kv_utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/{name}.json", version)
+
+
+@functools.cache
+def strict_validator(version: str, api_version: str, kind: str) -> jsonschema.Draft202012Validator:
+    """kubernetes_validate.validate(obj, version, strict=True), with the schema files read once.
+
+    The library parses the kind's schema and the whole _definitions.json on every call (about 6 ms an
+    object, most of the unit tier's schema time); the files, the schema choice and the validator class
+    are the library's own, so the answers are the same (tests/unit/test_render_matrix.py compares them)."""
+    schema_dir = f"v{schema_version(version)}-local-strict"
+    # rbac.authorization.k8s.io/v1 -> rbac-v1, as the library names its files
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = _schema(schema_dir, f"{kind.lower()}-{api}", version)
+    except FileNotFoundError:
+        raise kubernetes_validate.SchemaNotFoundError(
+            version=kv_utils.major_minor(version), kind=kind, api_version=api_version) from None
+    registry: Registry[Any] = Resource.from_contents(schema) @ Registry()
+    registry = Resource.from_contents(_schema(schema_dir, "_definitions", version)) @ registry
+    return jsonschema.Draft202012Validator(schema, registry=registry)

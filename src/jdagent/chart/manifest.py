@@ -10,9 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from jdagent.chart import k8splugin
+from jdagent.chart import k8splugin, yamlload
 
 Obj = dict[str, Any]
 
@@ -28,7 +26,7 @@ class Manifest:
 
     @classmethod
     def from_yaml(cls, text: str) -> Manifest:
-        docs = tuple(d for d in yaml.safe_load_all(text) if d)
+        docs = tuple(d for d in yamlload.load_all(text) if d)
         return cls(objects=docs, text=text)
 
     def __iter__(self) -> Iterator[Obj]:
@@ -56,7 +54,7 @@ class Manifest:
 
     def jcasc(self) -> Obj:
         """The chart's own JCasC document (jenkins.yaml in the JCasC directory)."""
-        return yaml.safe_load(self.jcasc_files()["jenkins.yaml"])
+        return yamlload.load(self.jcasc_files()["jenkins.yaml"])
 
     def kubernetes_cloud(self) -> Obj:
         clouds = self.jcasc()["jenkins"]["clouds"]
@@ -79,8 +77,8 @@ class Manifest:
         """The agent Pod of a template as the Kubernetes plugin builds it from the JCasC yaml: the chart's
         dind template, or an extra template (with inheritFrom merged as the plugin merges it)."""
         if template is None:
-            return yaml.safe_load(self.pod_template()["yaml"])
-        return k8splugin.effective_pod(self.kubernetes_cloud()["templates"], template, yaml.safe_load)
+            return yamlload.load(self.pod_template()["yaml"])
+        return k8splugin.effective_pod(self.kubernetes_cloud()["templates"], template, yamlload.load)
 
     def test_pod(self) -> Obj:
         pods = [p for p in self.all("Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]

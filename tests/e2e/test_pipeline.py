@@ -35,8 +35,15 @@ def jenkins_client(cluster):
 
 
 def run_job(client, request) -> jenkinsjob.Build:
-    build = jenkinsjob.run_job(client, JOB, {"PUSH": True})
-    request.node.jda_artifacts = {f"{JOB}-{build.number}-console.txt": build.console}
+    """One build; its console joins the test's artifacts (every build's, also one that timed out)."""
+    saved = request.node.__dict__.setdefault("jda_artifacts", {})
+    try:
+        build = jenkinsjob.run_job(client, JOB, {"PUSH": True})
+    except jenkinsjob.JobError as exc:
+        if exc.number is not None:
+            saved[f"{JOB}-{exc.number}-console.txt"] = exc.console
+        raise
+    saved[f"{JOB}-{build.number}-console.txt"] = build.console
     return build
 
 

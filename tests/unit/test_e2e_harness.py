@@ -31,6 +31,7 @@ case "$1 $2" in
   "get clusters") for c in ${FAKE_CLUSTERS:-}; do echo "$c"; done ;;
   "get kubeconfig") echo "apiVersion: v1 # fake kubeconfig" ;;
   "create cluster")
+    [ -z "${FAKE_KIND_CREATE_FAIL:-}" ] || { echo "ERROR: failed to create cluster: interrupted" >&2; exit 1; }
     while [ "$#" -gt 0 ]; do [ "$1" = --kubeconfig ] && echo "apiVersion: v1" > "$2"; shift; done ;;
   "export logs") mkdir -p "$3" && echo "node log" > "$3/kubelet.log" ;;
   "load docker-image") [ "$#" -ge 3 ] || { echo "ERROR: a list of image names is required" >&2; exit 1; } ;;
@@ -40,6 +41,9 @@ esac
 FAKE_KUBECTL = r"""#!/bin/sh
 printf 'kubectl %s\n' "$*" >> "$FAKE_LOG"
 case "$*" in
+  *"wait --for=condition=Ready node --all"*)
+    [ -z "${FAKE_NODES_NOT_READY:-}" ] || { echo "error: timed out waiting for the condition on nodes/x" >&2
+                                            exit 1; } ;;
   *port-forward*) echo "error: unable to forward port because pod is not running. Current status=Pending" >&2
                   exit 1 ;;
   *"create namespace"*|*"create secret"*) echo "apiVersion: v1" ;;
@@ -71,7 +75,8 @@ def fakes(tmp_path, monkeypatch):
     log = tmp_path / "calls.log"
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_LOG", str(log))
-    for var in ("HELM_BIN", "HELM3_BIN", "HELM4_BIN", "FAKE_CLUSTERS", "FAKE_HELM_STATUS", "FAKE_HELM_UPGRADE_FAIL"):
+    for var in ("HELM_BIN", "HELM3_BIN", "HELM4_BIN", "FAKE_CLUSTERS", "FAKE_HELM_STATUS", "FAKE_HELM_UPGRADE_FAIL",
+                "FAKE_KIND_CREATE_FAIL", "FAKE_NODES_NOT_READY", "JDA_KEEP_CLUSTER"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(kind, "ARTIFACTS_DIR", tmp_path / "artifacts")
     monkeypatch.setattr(stack, "ARTIFACTS_DIR", tmp_path / "artifacts")
@@ -139,6 +144,8 @@ def test_the_pins_match_the_kind_release():
 def test_tox_e2e_does_not_provision_helm_3():
     tox = (REPO_ROOT / "tox.ini").read_text().split("[testenv:e2e]", 1)[1].split("\n[", 1)[0]
     assert re.search(r"(?m)^commands_pre =\s*$", tox), "tox -e e2e must not run `python -m jdagent.tools` (helm 3)"
+    [command] = re.findall(r"(?m)^\s+pytest .*$", tox)
+    assert "--capture=no" in command.split(), "progress and streamed kind/helm output must show live"
 
 
 # --- cluster, setup failure, pending releases ------------------------------------------------------
@@ -159,12 +166,23 @@ def test_an_existing_cluster_is_reused(fakes, monkeypatch):
     monkeypatch.setenv("FAKE_CLUSTERS", "other jda-test")
     cluster, created = kind.KindProvider().up("jda-test")
     assert not created
-    assert not [a for a in calls(fakes, "kind") if a[:2] == ["create", "cluster"]]
+    assert not [a for a in calls(fakes, "kind") if a[:2] in (["create", "cluster"], ["delete", "cluster"])]
+    assert any("wait --for=condition=Ready node --all" in " ".join(a) for a in calls(fakes, "kubectl"))
     assert "fake kubeconfig" in cluster.kubeconfig.read_text()
 
 
-def test_a_failed_install_keeps_the_cluster_and_saves_evidence(fakes, monkeypatch):
+def deletes(fakes) -> list[list[str]]:
+    return [a for a in calls(fakes, "kind") if a[:2] == ["delete", "cluster"]]
+
+
+@pytest.mark.parametrize("existing,keep,deleted", [("", None, True), ("", "1", False), ("jda-test", None, False)],
+                         ids=["created-is-deleted", "created-kept-on-request", "reused-is-kept"])
+def test_a_failed_install_saves_evidence_and_deletes_only_a_cluster_it_created(fakes, monkeypatch, existing, keep,
+                                                                               deleted):
     monkeypatch.setenv("FAKE_HELM_UPGRADE_FAIL", "1")
+    monkeypatch.setenv("FAKE_CLUSTERS", existing)
+    if keep:
+        monkeypatch.setenv("JDA_KEEP_CLUSTER", keep)
     monkeypatch.setattr(release, "INSTALL_TIMEOUT_S", 5)
     with pytest.raises(RuntimeError, match="upgrade --install"):
         stack.bring_up(kind.KindProvider(), "jda-test")
@@ -172,7 +190,33 @@ def test_a_failed_install_keeps_the_cluster_and_saves_evidence(fakes, monkeypatc
     for name in ("ci-events.txt", "ci-agents-pods.yaml", "helm-status.txt", "helm-history.txt",
                  "ci-ci-jenkins-dind-agent-0.log", "kind/kubelet.log"):
         assert (setup / name).is_file(), name
-    assert not [a for a in calls(fakes, "kind") if a[:2] == ["delete", "cluster"]], "the cluster must be kept"
+    kind_calls = calls(fakes, "kind")
+    if deleted:
+        [delete] = deletes(fakes)
+        assert delete[delete.index("--name") + 1] == "jda-test"
+        assert kind_calls.index(delete) > kind_calls.index(["export", "logs", str(setup / "kind"), "--name",
+                                                             "jda-test"]), "evidence first, then delete"
+    else:
+        assert deletes(fakes) == []
+    kind_flags_are_known(fakes)
+
+
+def test_an_existing_cluster_whose_nodes_are_not_ready_is_replaced(fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_CLUSTERS", "jda-test")
+    monkeypatch.setenv("FAKE_NODES_NOT_READY", "1")
+    _, created = kind.KindProvider().up("jda-test")
+    assert created
+    verbs = [a[:2] for a in calls(fakes, "kind")]
+    assert verbs.index(["delete", "cluster"]) < verbs.index(["create", "cluster"])
+    kind_flags_are_known(fakes)
+
+
+def test_an_interrupted_create_deletes_the_half_built_cluster(fakes, monkeypatch):
+    monkeypatch.setenv("FAKE_KIND_CREATE_FAIL", "1")
+    with pytest.raises(RuntimeError, match="create cluster"):
+        kind.KindProvider().up("jda-test")
+    [delete] = deletes(fakes)
+    assert delete[delete.index("--name") + 1] == "jda-test"
     kind_flags_are_known(fakes)
 
 
@@ -352,8 +396,9 @@ def test_a_job_stuck_in_the_queue_or_building_fails_with_the_reason():
     with pytest.raises(jenkinsjob.JobError, match="never left the queue in 120 s: All nodes of label 'dind'"):
         jenkinsjob.run_job(stuck, "job", {}, timeout_s=120, sleep=clock.sleep, clock=clock)
     running = Client(queue=[{"executable": {"number": 3}}], builds=[{"building": True, "result": None}])
-    with pytest.raises(jenkinsjob.JobError, match="#3 still running"):
+    with pytest.raises(jenkinsjob.JobError, match="#3 still running") as err:
         jenkinsjob.run_job(running, "job", {}, timeout_s=120, sleep=clock.sleep, clock=clock)
+    assert (err.value.number, err.value.console) == (3, "console"), "a timed-out build keeps its console"
     done = Client(queue=[{"executable": {"number": 4}}], builds=[{"building": True}, {"building": False,
                                                                                       "result": "SUCCESS"}])
     assert jenkinsjob.run_job(done, "job", {}, sleep=clock.sleep, clock=clock) == jenkinsjob.Build(4, "SUCCESS",
@@ -373,15 +418,19 @@ def run_e2e(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
                            if d and not shutil.which("kind", path=d))
     env = {**os.environ, "PATH": path, "JDA_ONLINE": "0", **extra_env}
-    env.pop("JDA_REQUIRE_E2E", None) if "JDA_REQUIRE_E2E" not in extra_env else None
+    for var in ("JDA_REQUIRE_E2E", "JDA_E2E_ALLOW_SKIP"):
+        if var not in extra_env:
+            env.pop(var, None)
     return subprocess.run([sys.executable, "-m", "pytest", "tests/e2e", "-rs", "-q", "-p", "no:cacheprovider"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_e2e_collection_without_kind_skips_everything_with_reasons():
+def test_e2e_without_kind_skips_everything_with_reasons_and_fails():
+    """The default outcome on a laptop without kind: every test skips, and the run must not pass."""
     proc = run_e2e({})
     out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
+    assert proc.returncode == 1, out + proc.stderr
+    assert "this run FAILS" in out and "JDA_E2E_ALLOW_SKIP=1" in out
     skipped = int(re.search(r"(\d+) skipped", out).group(1))
     assert skipped >= 6
     assert "passed" not in out.splitlines()[-1] and "failed" not in out.splitlines()[-1]
@@ -391,6 +440,13 @@ def test_e2e_collection_without_kind_skips_everything_with_reasons():
     assert online_skips and int(online_skips.group(1)) >= 2, out
     assert int(kind_skips.group(1)) + int(online_skips.group(1)) == skipped
     assert "E2E DID NOT RUN" in out
+
+
+def test_skips_are_accepted_only_when_asked_for():
+    proc = run_e2e({"JDA_E2E_ALLOW_SKIP": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "E2E DID NOT RUN" in proc.stdout and "accepted: JDA_E2E_ALLOW_SKIP=1" in proc.stdout
+    assert re.search(r"\b\d+ skipped", proc.stdout.splitlines()[-1])
 
 
 def test_require_e2e_turns_missing_prerequisites_into_failures():
@@ -436,3 +492,25 @@ def test_images_the_kubelet_cannot_pull_are_named_once_every_waiting_pod_has_a_r
     assert sum("get events" in " ".join(c) for c in fake.calls) == 2, "it waited for the second pod's report"
     everything_ready = FakeCluster({"get events": [(0, _events())], "get pods": [(0, _pods("a", ready=("a",)))]})
     assert release.images_not_pulled(everything_ready, ("ci",)) == []
+
+
+def test_every_build_console_of_a_test_is_kept_also_a_timed_out_one(monkeypatch):
+    """tests/e2e/test_pipeline.run_job: a second build must not replace the first one's console."""
+    import importlib
+
+    pipeline = importlib.import_module("tests.e2e.test_pipeline")
+    node = type("Node", (), {})()
+    request = type("Request", (), {"node": node})()
+    answers = iter([jenkinsjob.Build(1, "SUCCESS", "first"), jenkinsjob.JobError("#2 still running", 2, "second")])
+
+    def fake_run_job(client, job, params):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(jenkinsjob, "run_job", fake_run_job)
+    pipeline.run_job(None, request)
+    with pytest.raises(jenkinsjob.JobError):
+        pipeline.run_job(None, request)
+    assert node.jda_artifacts == {"dind-example-1-console.txt": "first", "dind-example-2-console.txt": "second"}

@@ -25,7 +25,13 @@ class JenkinsAuthError(RuntimeError):
 
 
 class JobError(RuntimeError):
-    """The job was cancelled, never left the queue, or never finished."""
+    """The job was cancelled, never left the queue, or never finished. `number` and `console` hold the
+    build and its console so far, when it had started."""
+
+    def __init__(self, message: str, number: int | None = None, console: str = "") -> None:
+        super().__init__(message)
+        self.number = number
+        self.console = console
 
 
 def log(message: str) -> None:
@@ -83,7 +89,11 @@ def run_job(client: Any, job: str, params: Mapping[str, Any], timeout_s: float =
         if not info.get("building") and info.get("result"):
             break
         if clock() > deadline:
-            raise JobError(f"{job} #{number} still running after {timeout_s:.0f} s")
+            try:
+                console = client.get_build_console_output(job, number)
+            except Exception as exc:  # the evidence is best effort; the timeout is the error
+                console = f"(console not read: {type(exc).__name__}: {exc})"
+            raise JobError(f"{job} #{number} still running after {timeout_s:.0f} s", number, console)
         log(f"{job} #{number} building")
         sleep(10)
     return Build(number, info["result"], client.get_build_console_output(job, number))

@@ -127,19 +127,43 @@ class KindProvider(Provider):
         return kubeconfig_path(name)
 
     def up(self, name: str = CLUSTER) -> tuple[Cluster, bool]:
+        """Reuse a healthy cluster of that name; replace one that is not (a `kind create` stopped half-way
+        leaves a node whose API server or CNI never came up); else create one. A create that fails or is
+        interrupted (Ctrl-C) deletes what it made."""
         kubeconfig = self.kubeconfig(name)
         kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         existing = run(["kind", "get", "clusters"]).stdout.split()
-        created = name not in existing
-        if created:
-            log(f"creating kind cluster {name} ({KIND_CONFIG.name}); this pulls kindest/node")
+        if name in existing:
+            problem = self._unhealthy(name, kubeconfig)
+            if problem is None:
+                log(f"reusing kind cluster {name}")
+                kubeconfig.chmod(0o600)
+                return Cluster(name, kubeconfig), False
+            log(f"kind cluster {name} exists but is not usable ({problem}): deleting it and creating it again")
+            self.delete(name)
+        log(f"creating kind cluster {name} ({KIND_CONFIG.name}); this pulls kindest/node")
+        try:
             run(["kind", "create", "cluster", "--name", name, "--config", str(KIND_CONFIG), "--wait", "180s",
                  "--kubeconfig", str(kubeconfig)], stream=True, timeout=900)
-        else:
-            log(f"reusing kind cluster {name}")
-            kubeconfig.write_text(run(["kind", "get", "kubeconfig", "--name", name]).stdout)
+        except BaseException:
+            log(f"kind create cluster {name} did not finish: deleting the half-built cluster")
+            self.delete(name)
+            raise
         kubeconfig.chmod(0o600)
-        return Cluster(name, kubeconfig), created
+        return Cluster(name, kubeconfig), True
+
+    def _unhealthy(self, name: str, kubeconfig: Path) -> str | None:
+        """None when the cluster's kubeconfig can be had and every node is Ready within a minute."""
+        got = run(["kind", "get", "kubeconfig", "--name", name], check=False, timeout=60)
+        if got.returncode != 0 or not got.stdout.strip():
+            return f"`kind get kubeconfig` failed: {(got.stderr or '').strip()[-300:]}"
+        kubeconfig.write_text(got.stdout)
+        kubeconfig.chmod(0o600)
+        ready = Cluster(name, kubeconfig).kubectl_wait(60, "wait", "--for=condition=Ready", "node", "--all",
+                                                         check=False)
+        if ready.returncode != 0:
+            return f"its nodes are not Ready: {(ready.stderr or ready.stdout or '').strip()[-300:]}"
+        return None
 
     def load_image(self, cluster: Cluster, image: str) -> None:
         log(f"loading {image} into the nodes of {cluster.name}")

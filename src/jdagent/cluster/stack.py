@@ -4,12 +4,14 @@ built from the upstream Go modules (Linux, root, Go). Without registry access th
 pull Jenkins and the other upstream images; the command then names the images the kubelet could not pull.
 
 A release left pending by an interrupted run is rolled back or removed before the next install; a
-failed setup keeps the cluster and saves its state to .artifacts/e2e/setup/.
+failed setup saves the cluster's state to .artifacts/e2e/setup/, then deletes a cluster it created
+(JDA_KEEP_CLUSTER=1 keeps it; a cluster that was reused is always kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +39,8 @@ from jdagent.paths import ARTIFACTS_DIR
 def bring_up(provider: Provider, name: str = kind.CLUSTER,
              collect: Callable[[Cluster, Path], Path] | None = None) -> tuple[Cluster, bool]:
     """provider.up + registry + chart. When the registry or the chart fails, the cluster state is saved
-    to .artifacts/e2e/setup/ and the cluster is kept (also a freshly created one) for inspection."""
+    to .artifacts/e2e/setup/; a cluster this call created is then deleted, so that the next run does not
+    reuse a broken one, unless JDA_KEEP_CLUSTER=1 asks to keep it for inspection."""
     cluster, created = provider.up(name)
     try:
         install_registry(cluster)
@@ -45,8 +48,13 @@ def bring_up(provider: Provider, name: str = kind.CLUSTER,
     except BaseException:
         folder = ARTIFACTS_DIR / "e2e" / "setup"
         folder = collect(cluster, folder) if collect else collect_artifacts(cluster, folder, provider=provider)
-        log(f"setup failed: cluster state and logs are in {folder}; the cluster {name} is kept "
-            f"(KUBECONFIG={cluster.kubeconfig}); remove it with: scripts/kind-up down --name {name}")
+        if created and os.environ.get("JDA_KEEP_CLUSTER") != "1":
+            log(f"setup failed: cluster state and logs are in {folder}; deleting the cluster {name} this run "
+                f"created (JDA_KEEP_CLUSTER=1 keeps it)")
+            provider.delete(name)
+        else:
+            log(f"setup failed: cluster state and logs are in {folder}; the cluster {name} is kept "
+                f"(KUBECONFIG={cluster.kubeconfig}); remove it with: scripts/kind-up down --name {name}")
         raise
     return cluster, created
 

@@ -12,7 +12,9 @@ tests/unit/data/upstream/jenkins-plugins.yaml and its recorded sources:
     older than the detachment (split-plugins.txt): when such a plugin is installed, its version counts.
 
 `python -m jdagent.chart.pluginlock check [-f values.yaml ...]` runs the same checks on a values file's
-controller.additionalPlugins where facts exist.
+controller.additionalPlugins where facts exist, and refuses every version (the core's included) that a
+published update-center security warning covers (tests/unit/data/upstream/jenkins-warnings.yaml), for
+additional plugins without facts too.
 """
 
 from __future__ import annotations
@@ -142,6 +144,46 @@ def install_set(values: Mapping[str, Any] | None = None, data: Mapping[str, Any]
     return out
 
 
+WARNINGS_FILE = REPO_ROOT / "tests" / "unit" / "data" / "upstream" / "jenkins-warnings.yaml"
+
+
+@dataclass(frozen=True)
+class Warning:
+    """One update-center security warning (jdagent.facts.warnings records them and says how Jenkins
+    applies them): `patterns` are Java regexes matched against the whole version; none covers all."""
+
+    id: str
+    type: str
+    name: str
+    url: str
+    message: str
+    patterns: tuple[re.Pattern[str], ...]
+
+    def covers(self, version: str) -> bool:
+        return not self.patterns or any(p.fullmatch(version) for p in self.patterns)
+
+
+def warnings(path: Path = WARNINGS_FILE) -> list[Warning]:
+    data = load_yaml(path)
+    return [Warning(w["id"], w["type"], w["name"], w["url"], w["message"],
+                    tuple(re.compile(p) for p in w["patterns"])) for w in data["warnings"]]
+
+
+def advisories(core: str, install: Mapping[str, str], published: Iterable[Warning]) -> list[Problem]:
+    """Every published warning that covers the core or an installed plugin at its pinned version."""
+    problems = []
+    for w in published:
+        if w.type == "core":
+            target, version = "core", core
+        elif w.type == "plugin" and w.name in install:
+            target, version = w.name, install[w.name]
+        else:
+            continue
+        if w.covers(version):
+            problems.append(Problem(target, f"{version} is affected by {w.id} ({w.message}; {w.url})"))
+    return sorted(problems, key=lambda p: (p.plugin, p.message))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check the plugin set the chart installs for your values.")
     parser.add_argument("command", choices=["check"])
@@ -160,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     no_facts = sorted(n for n in extra if n not in known["plugins"] or known["plugins"][n]["version"] != install[n])
     problems = check(data["core"], install, known["plugins"], known["splits"]["entries"],
                      known["splits"].get("cycles", []), unknown_ok=no_facts)
+    problems += advisories(data["core"], install, warnings())
     for name in no_facts:
         print(f"note: {name}:{install[name]} has no recorded facts; only its id:version format was checked")
     for problem in problems:

@@ -5,7 +5,9 @@ data/upstream/jenkins-plugin-cli.yaml). The real tool only runs in the jenkins/j
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -20,8 +22,19 @@ SCRIPT = CHART_DIR / "files" / "install-plugins.sh"
 CLI = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "jenkins-plugin-cli.yaml").read_text())
 
 FAKE_CLI = r"""#!/bin/sh
-# fake jenkins-plugin-cli: log the arguments, honour --clean-download-directory, write <id>.jpi
+# fake jenkins-plugin-cli: log the arguments and the environment it reads, leave temporary files where the
+# real one does (a plugin-installation-manager-downloads* directory under java.io.tmpdir, the JSON cache in
+# CACHE_DIR; neither is ever deleted by the tool), honour --clean-download-directory, write <id>.jpi
 printf '%s\n' "$*" >> "$FAKE_LOG"
+tmpdir=$(printf '%s\n' ${JAVA_OPTS:-} | sed -n 's/^-Djava.io.tmpdir=//p' | tail -n 1)
+tmpdir=${tmpdir:-/tmp}
+for var in JAVA_OPTS CACHE_DIR JENKINS_UC JENKINS_PLUGIN_INFO JENKINS_UC_DOWNLOAD_URL JENKINS_UC_CREDENTIALS; do
+  printf '%s=%s\n' "$var" "$(printenv "$var" || true)"
+done > "$FAKE_LOG.env"
+downloads=$(mktemp -d "$tmpdir/plugin-installation-manager-downloadsXXXX")
+echo partial > "$downloads/alpha.jpi"
+mkdir -p "${CACHE_DIR:-$HOME/.cache/jenkins-plugin-management-cli}"
+echo '{}' > "${CACHE_DIR:-$HOME/.cache/jenkins-plugin-management-cli}/update-center-2.568.2.json"
 [ -z "${FAKE_FAIL:-}" ] || { echo "fake: download failed" >&2; exit 1; }
 file=""; dir=""; clean=""
 while [ "$#" -gt 0 ]; do
@@ -48,8 +61,11 @@ def env(tmp_path):
     cli.chmod(0o755)
     plugins = tmp_path / "plugins.txt"
     plugins.write_text("alpha:1.0\nbeta:2.0\n")
+    tmp = tmp_path / "tmp"  # the init container's /tmp emptyDir
+    tmp.mkdir()
     return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(tmp_path / "cli.log"),
-            "PLUGINS_TXT": str(plugins), "PLUGIN_DIR": str(tmp_path / "home" / "plugins")}
+            "PLUGINS_TXT": str(plugins), "PLUGIN_DIR": str(tmp_path / "home" / "plugins"), "TMP_ROOT": str(tmp),
+            "HOME": str(tmp_path / "home")}
 
 
 def run(env, **extra):
@@ -150,3 +166,183 @@ def test_missing_settings_stop_with_the_variable_name(env):
 def test_the_rendered_configmap_carries_this_script():
     cm = render().get("ConfigMap", suffix="-config")["data"]
     assert cm["install-plugins.sh"].strip() == SCRIPT.read_text().strip()
+
+
+# --- temporary files ------------------------------------------------------------------------------
+def leftovers(env) -> list[str]:
+    return sorted(p.name for p in Path(env["TMP_ROOT"]).iterdir())
+
+
+def test_a_failed_install_leaves_nothing_in_tmp(env):
+    """jenkins-plugin-cli keeps its download directory and cache; /tmp is an emptyDir that outlives the
+    init container's restarts, so each failed attempt would add a full download until eviction."""
+    failed = run(env, FAKE_FAIL="1")
+    assert failed.returncode != 0
+    assert leftovers(env) == []
+    cli_env = dict(line.split("=", 1) for line in Path(env["FAKE_LOG"] + ".env").read_text().splitlines())
+    assert cli_env["CACHE_DIR"].startswith(env["TMP_ROOT"] + "/jda-plugin-install.")
+    assert f"-Djava.io.tmpdir={Path(cli_env['CACHE_DIR']).parent}" in cli_env["JAVA_OPTS"].split()
+    ok = run(env)
+    assert ok.returncode == 0 and leftovers(env) == []
+
+
+def test_what_a_killed_attempt_left_is_removed_before_the_next_one(env):
+    tmp = Path(env["TMP_ROOT"])
+    for name in ("jda-plugin-install.AbC123", "plugin-installation-manager-downloads42"):
+        (tmp / name).mkdir()
+        (tmp / name / "kubernetes.jpi").write_bytes(b"x" * 1024)
+    (tmp / "unrelated.txt").write_text("kept")
+    proc = run(env)
+    assert proc.returncode == 0, proc.stderr
+    assert leftovers(env) == ["unrelated.txt"]
+
+
+# --- a mirror (update center inside the company) --------------------------------------------------
+MIRROR = {"JENKINS_UC": "https://artifactory.corp/artifactory/jenkins-uc/update-center.json",
+          "JENKINS_PLUGIN_INFO": "https://artifactory.corp/artifactory/jenkins-uc/plugin-versions.json",
+          "JENKINS_UC_DOWNLOAD_URL": "https://artifactory.corp/artifactory/jenkins-plugins",
+          "JENKINS_UC_CREDENTIALS": "artifactory.corp:443:ci:s3cr:et"}
+
+
+def test_the_mirror_settings_reach_jenkins_plugin_cli_and_no_argument(env):
+    proc = run(env, **MIRROR, JAVA_OPTS="-Dhttps.proxyHost=proxy.corp")
+    assert proc.returncode == 0, proc.stderr
+    cli_env = dict(line.split("=", 1) for line in Path(env["FAKE_LOG"] + ".env").read_text().splitlines())
+    for key, value in MIRROR.items():
+        assert cli_env[key] == value
+    assert cli_env["JAVA_OPTS"].startswith("-Dhttps.proxyHost=proxy.corp ")
+    [args] = calls(env)
+    assert not any("artifactory" in a or "s3cr" in a for a in args), "secrets and URLs stay in the environment"
+
+
+def test_the_rendered_mirror_values_set_what_the_cli_reads():
+    pod = render(values=CHART_DIR / "ci" / "airgapped-values.yaml").get("StatefulSet")["spec"]["template"]["spec"]
+    [init] = [c for c in pod["initContainers"] if c["name"] == "install-plugins"]
+    env = {e["name"]: e for e in init["env"]}
+    names = set(CLI["environment"])
+    assert {"JENKINS_UC", "JENKINS_PLUGIN_INFO", "JENKINS_UC_DOWNLOAD_URL", "JENKINS_UC_CREDENTIALS"} <= set(env)
+    assert {n for n in env if n.startswith("JENKINS_")} <= names, "only variables jenkins-plugin-cli reads"
+    assert env["JENKINS_UC"]["value"].endswith("/update-center.json")
+    assert "secretKeyRef" in env["JENKINS_UC_CREDENTIALS"]["valueFrom"], "credentials only from a Secret"
+    assert "-Djavax.net.ssl.trustStore=/var/jenkins_truststore/truststore.p12" in env["JAVA_OPTS"]["value"]
+    [jenkins] = [c for c in pod["containers"] if c["name"] == "jenkins"]
+    java_opts = {e["name"]: e.get("value") for e in jenkins["env"]}["JAVA_OPTS"]
+    assert "-Djavax.net.ssl.trustStore=/var/jenkins_truststore/truststore.p12" in java_opts
+    assert {"name": "truststore", "mountPath": "/var/jenkins_truststore", "readOnly": True} in jenkins["volumeMounts"]
+
+
+# --- a prebuilt controller image --------------------------------------------------------------------
+def jpi(path: Path, version: str | None) -> None:
+    """A plugin archive with a manifest as plugin builds write it (CRLF line ends)."""
+    import zipfile
+
+    lines = ["Manifest-Version: 1.0", f"Short-Name: {path.stem}"]
+    if version is not None:
+        lines.append(f"Plugin-Version: {version}")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("META-INF/MANIFEST.MF", "\r\n".join(lines) + "\r\n\r\n")
+
+
+@pytest.fixture
+def image(env, tmp_path):
+    ref = tmp_path / "ref" / "plugins"
+    ref.mkdir(parents=True)
+    jpi(ref / "alpha.jpi", "1.0")
+    jpi(ref / "beta.jpi", "2.0")
+    return {**env, "PLUGIN_SOURCE": "image", "IMAGE_PLUGIN_DIR": str(ref)}
+
+
+def test_a_prebuilt_image_that_matches_is_copied_without_a_download(image):
+    proc = run(image)
+    assert proc.returncode == 0, proc.stderr
+    assert "the 2 plugins in controller.image" in proc.stdout and "match the lock" in proc.stdout
+    assert calls(image) == [], "jenkins-plugin-cli must not run"
+    installed = sorted(p.name for p in Path(image["PLUGIN_DIR"]).glob("*.jpi"))
+    assert installed == ["alpha.jpi", "beta.jpi"]
+    again = run(image)
+    assert again.returncode == 0 and "nothing to install" in again.stdout
+
+
+def test_a_prebuilt_image_that_differs_names_every_difference(image):
+    ref = Path(image["IMAGE_PLUGIN_DIR"])
+    (ref / "beta.jpi").unlink()
+    jpi(ref / "alpha.jpi", "1.1")
+    jpi(ref / "gamma.hpi", "3.0")
+    jpi(ref / "delta.jpi", None)
+    Path(image["PLUGINS_TXT"]).write_text("alpha:1.0\nbeta:2.0\ndelta:4.0\n")
+    proc = run(image)
+    assert proc.returncode != 0
+    assert "differ from the chart's lock plus controller.additionalPlugins in 4 places" in proc.stderr
+    for line in ("alpha: the image has 1.1, the lock wants 1.0", "missing from the image: beta:2.0",
+                 "not in the lock: gamma:3.0", "delta: no Plugin-Version in its manifest (the lock wants 4.0)"):
+        assert line in proc.stderr, proc.stderr
+    assert calls(image) == [] and not list(Path(image["PLUGIN_DIR"]).glob("*.jpi"))
+
+
+def test_a_prebuilt_image_without_its_plugin_directory_is_refused(image):
+    proc = run(image, IMAGE_PLUGIN_DIR="/nonexistent/plugins")
+    assert proc.returncode != 0 and "controller.plugins.imageDir" in proc.stderr
+
+
+def test_an_unknown_source_is_refused(env):
+    proc = run(env, PLUGIN_SOURCE="artifactory")
+    assert proc.returncode != 0 and "controller.plugins.source must be updateCenter or image" in proc.stderr
+
+
+# --- a CA the JVM trusts ------------------------------------------------------------------------------
+def _ca(tmp_path: Path, name: str) -> str:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _java_home() -> str | None:
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        return None
+    home = Path(os.path.realpath(keytool)).parent.parent
+    return str(home) if (home / "lib" / "security" / "cacerts").is_file() else None
+
+
+@pytest.mark.skipif(_java_home() is None, reason="no JDK keytool with lib/security/cacerts on PATH")
+def test_the_truststore_holds_the_jdk_cas_and_every_certificate_of_the_bundles(env, tmp_path):
+    ca_dir = tmp_path / "ca"
+    ca_dir.mkdir()
+    (ca_dir / "corp-bundle.pem").write_text(_ca(tmp_path, "Corp Root CA") + _ca(tmp_path, "Corp Issuing CA"))
+    (ca_dir / "proxy.pem").write_text(_ca(tmp_path, "Proxy CA"))
+    store = tmp_path / "truststore" / "truststore.p12"
+    store.parent.mkdir()
+    proc = run(env, CA_DIR=str(ca_dir), TRUSTSTORE=str(store), TRUSTSTORE_PASSWORD="changeit",
+               JAVA_HOME=_java_home())
+    assert proc.returncode == 0, proc.stderr
+    assert "plus 3 certificates from controller.caCertificates" in proc.stdout
+    listing = subprocess.run(["keytool", "-list", "-v", "-keystore", str(store), "-storetype", "PKCS12",
+                              "-storepass", "changeit"], capture_output=True, text=True, check=True).stdout
+    for cn in ("Corp Root CA", "Corp Issuing CA", "Proxy CA"):
+        assert f"Owner: CN={cn}" in listing
+    jdk = int(re.search(r"Your keystore contains (\d+) entries", listing).group(1))
+    assert jdk > 50, "the JDK's public CAs stay trusted (the truststore replaces cacerts)"
+    assert leftovers(env) == []
+
+
+def test_a_ca_directory_without_a_certificate_is_refused(env, tmp_path):
+    if _java_home() is None:
+        pytest.skip("no JDK keytool with lib/security/cacerts on PATH")
+    ca_dir = tmp_path / "ca"
+    ca_dir.mkdir()
+    (ca_dir / "ca.pem").write_text("not a certificate\n")
+    proc = run(env, CA_DIR=str(ca_dir), TRUSTSTORE=str(tmp_path / "t.p12"), TRUSTSTORE_PASSWORD="changeit",
+               JAVA_HOME=_java_home())
+    assert proc.returncode != 0 and "no PEM certificate" in proc.stderr

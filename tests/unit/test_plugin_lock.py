@@ -192,6 +192,7 @@ def test_init_container_runs_the_installer_with_a_closed_list():
     assert init["command"] == ["/bin/sh", "/var/jenkins_config/install-plugins.sh"]
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env == {"PLUGINS_TXT": "/var/jenkins_config/plugins.txt", "PLUGIN_DIR": "/var/jenkins_home/plugins",
+                   "PLUGIN_SOURCE": "updateCenter",
                    "JAVA_OPTS": "-XX:MaxRAMPercentage=75"}, "jenkins-plugin-cli.sh hands JAVA_OPTS to its JVM"
     mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
     assert mounts["/var/jenkins_home"] == "jenkins-home" and mounts["/var/jenkins_config"] == "config"

@@ -178,6 +178,16 @@ capabilities:
   mountPath: /tmp
 {{- end -}}
 
+{{/* JVM options that make the controller's JVMs (Jenkins, jenkins-plugin-cli) trust the truststore the
+plugin installer builds from controller.caCertificates; empty without CAs. The password only guards the
+file's integrity: a truststore holds public certificates. */}}
+{{- define "jda.controller.trustOpts" -}}
+{{- $ca := .Values.controller.caCertificates -}}
+{{- if or $ca.configMap $ca.secret -}}
+-Djavax.net.ssl.trustStore=/var/jenkins_truststore/truststore.p12 -Djavax.net.ssl.trustStoreType=PKCS12 -Djavax.net.ssl.trustStorePassword=changeit
+{{- end -}}
+{{- end -}}
+
 {{/* Labels that select agent pods (the JCasC template and the helm test pod carry them). */}}
 {{- define "jda.agentSelectorLabels" -}}
 {{ include "jda.selectorLabels" . }}

@@ -106,6 +106,37 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- if and (not $a.dind.privileged) (not $a.runtimeClassName) -}}
 {{- fail "agent.dind.privileged is false but agent.runtimeClassName is empty: dockerd needs privileges unless a runtime such as Sysbox (sysbox-runc) isolates it; name that RuntimeClass" -}}
 {{- end -}}
+{{- $pl := .Values.controller.plugins -}}
+{{- $uc := $pl.updateCenter -}}
+{{- if eq $pl.source "image" -}}
+{{- range $k := list "url" "pluginInfoUrl" "downloadUrl" "credentialsSecret" -}}
+{{- if index $uc $k -}}
+{{- fail (printf "controller.plugins.updateCenter.%s is set but controller.plugins.source is image: nothing is downloaded, so it would be ignored; remove it, or use source updateCenter" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- else if $uc.url -}}
+{{- range $k := list "pluginInfoUrl" "downloadUrl" -}}
+{{- if not (index $uc $k) -}}
+{{- fail (printf "controller.plugins.updateCenter.url names a mirror but controller.plugins.updateCenter.%s is empty: jenkins-plugin-cli would still reach updates.jenkins.io (plugin-versions.json) or the url's host without its path (archives); set it" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- range $k := list "pluginInfoUrl" "downloadUrl" "credentialsSecret" -}}
+{{- if index $uc $k -}}
+{{- fail (printf "controller.plugins.updateCenter.%s is set but controller.plugins.updateCenter.url is empty: a mirror is named by url (its update-center.json); set url too" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $cca := .Values.controller.caCertificates -}}
+{{- if and $cca.configMap $cca.secret -}}
+{{- fail "controller.caCertificates.configMap and controller.caCertificates.secret are both set: name one of them" -}}
+{{- end -}}
+{{- if and $cca.keys (not (or $cca.configMap $cca.secret)) -}}
+{{- fail "controller.caCertificates.keys is set but neither controller.caCertificates.configMap nor .secret names where the certificates are" -}}
+{{- end -}}
+{{- if and (or $cca.configMap $cca.secret) (not $cca.keys) -}}
+{{- fail "controller.caCertificates names a ConfigMap or Secret but controller.caCertificates.keys is empty: list the keys that hold PEM certificates" -}}
+{{- end -}}
 {{- $ca := $a.caCertificates -}}
 {{- if and $ca.configMap $ca.secret -}}
 {{- fail "agent.caCertificates.configMap and agent.caCertificates.secret are both set: name one of them" -}}

@@ -514,3 +514,35 @@ def test_every_build_console_of_a_test_is_kept_also_a_timed_out_one(monkeypatch)
     with pytest.raises(jenkinsjob.JobError):
         pipeline.run_job(None, request)
     assert node.jda_artifacts == {"dind-example-1-console.txt": "first", "dind-example-2-console.txt": "second"}
+
+
+def test_the_readme_counts_the_docker_hub_pulls_of_a_fresh_run():
+    """One registry image for the mirror and the test registry, pinned by digest; the README's count of
+    anonymous Docker Hub pulls is what the kind values, the test registry and the node image add up to."""
+    from jdagent.chart.render import render
+
+    def images(obj) -> set[str]:
+        if isinstance(obj, dict):
+            return set().union(*(({v} if k == "image" and isinstance(v, str) else images(v)) for k, v in obj.items()))
+        if isinstance(obj, list):
+            return set().union(*(images(v) for v in obj)) if obj else set()
+        return set()
+
+    manifest = render(values=REPO_ROOT / "tests" / "e2e" / "kind-values.yaml")
+    chart = images(list(manifest)) | images(manifest.agent_pod())
+    registry = images(list(yaml.safe_load_all((REPO_ROOT / "tests" / "e2e" / "registry.yaml").read_text())))
+    values = yaml.safe_load((REPO_ROOT / "charts" / "jenkins-dind-agent" / "values.yaml").read_text())
+    mirror = values["mirror"]["image"]
+    assert registry == {f"{mirror['repository']}:{mirror['tag']}@{mirror['digest']}"}
+    assert registry <= chart, "the test registry uses the mirror's image: one pull for both"
+    node = [KIND_FACTS["node_image"]]
+    base = [values["exampleJob"]["baseImage"]]
+
+    def on_docker_hub(ref: str) -> bool:
+        """Docker's reference rule: a first path element with a dot, a port or "localhost" is a registry."""
+        first, _, rest = ref.partition("/")
+        return not rest or first == "docker.io" or not ("." in first or ":" in first or first == "localhost")
+
+    hub = {i for i in chart | registry | set(node) | set(base) if on_docker_hub(i)}
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert f"a fresh e2e run pulls {len(hub)} images from Docker Hub anonymously" in readme, sorted(hub)

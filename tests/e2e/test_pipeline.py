@@ -34,15 +34,21 @@ def jenkins_client(cluster):
         yield connect(cluster, port)
 
 
-def run_job(client, request) -> jenkinsjob.Build:
-    """One build; its console joins the test's artifacts (every build's, also one that timed out)."""
+def run_job(client, request, cluster=None) -> jenkinsjob.Build:
+    """One build; its console joins the test's artifacts (every build's, also one that timed out). A build
+    that never started or never finished carries the agent namespace's events in its error (an agent pod
+    that cannot be scheduled or pulled says why there)."""
     saved = request.node.__dict__.setdefault("jda_artifacts", {})
     try:
         build = jenkinsjob.run_job(client, JOB, {"PUSH": True})
     except jenkinsjob.JobError as exc:
         if exc.number is not None:
             saved[f"{JOB}-{exc.number}-console.txt"] = exc.console
-        raise
+        if cluster is None:
+            raise
+        events = release.recent_events(cluster, release.AGENT_NAMESPACE)
+        raise jenkinsjob.JobError(f"{exc}\nevents in {release.AGENT_NAMESPACE}:\n{events}", exc.number,
+                                  exc.console) from exc
     saved[f"{JOB}-{build.number}-console.txt"] = build.console
     return build
 
@@ -63,7 +69,7 @@ def test_helm_test_builds_in_the_agent_pod_spec(cluster):
 
 
 def test_pipeline_builds_on_vfs_and_pushes(cluster, jenkins_client, request):
-    build = run_job(jenkins_client, request)
+    build = run_job(jenkins_client, request, cluster)
     assert build.result == "SUCCESS", build.console[-3000:]
     assert "storage driver: vfs" in build.console
     assert IMAGE_OUTPUT.search(build.console), "the built image's own output line is missing"
@@ -75,8 +81,8 @@ def test_pipeline_builds_on_vfs_and_pushes(cluster, jenkins_client, request):
 
 
 def test_second_build_gets_a_fresh_agent_pod(cluster, jenkins_client, request):
-    first = run_job(jenkins_client, request)
-    second = run_job(jenkins_client, request)
+    first = run_job(jenkins_client, request, cluster)
+    second = run_job(jenkins_client, request, cluster)
     assert first.result == second.result == "SUCCESS"
     pod = [line for line in first.console.splitlines() if "Agent " in line and "is provisioned" in line]
     pod2 = [line for line in second.console.splitlines() if "Agent " in line and "is provisioned" in line]
@@ -87,7 +93,7 @@ def test_second_build_gets_a_fresh_agent_pod(cluster, jenkins_client, request):
 
 def test_controller_restart_keeps_job_and_history(cluster, jenkins_client, request):
     if not (jenkins_client.get_job_info(JOB).get("lastCompletedBuild") or {}).get("number"):
-        run_job(jenkins_client, request)  # this test must not depend on the order of the others
+        run_job(jenkins_client, request, cluster)  # this test must not depend on the order of the others
     before = jenkins_client.get_job_info(JOB)["lastCompletedBuild"]["number"]
     release.restart_controller(cluster)
     with port_forward(cluster, release.NAMESPACE, f"svc/{release.FULLNAME}", 8080) as port:

@@ -41,6 +41,12 @@ esac
 FAKE_KUBECTL = r"""#!/bin/sh
 printf 'kubectl %s\n' "$*" >> "$FAKE_LOG"
 case "$*" in
+  *"get nodes -o json"*)
+    printf '{"items":[{"metadata":{"name":"n1"},"spec":{},"status":{"conditions":[{"type":"Ready","status":"True"}],'
+    printf '"allocatable":{"cpu":"%s","memory":"%s"}}}]}\n' "${FAKE_NODE_CPU:-8}" "${FAKE_NODE_MEMORY:-16Gi}" ;;
+  *"get pods -A -o json"*)  # kind's control plane (etcd, apiserver, controller-manager, scheduler, CoreDNS, kindnet)
+    printf '{"items":[{"metadata":{"namespace":"kube-system"},"spec":{"nodeName":"n1","containers":'
+    printf '[{"resources":{"requests":{"cpu":"950m","memory":"290Mi"}}}]},"status":{"phase":"Running"}}]}\n' ;;
   *"wait --for=condition=Ready node --all"*)
     [ -z "${FAKE_NODES_NOT_READY:-}" ] || { echo "error: timed out waiting for the condition on nodes/x" >&2
                                             exit 1; } ;;
@@ -56,6 +62,7 @@ FAKE_HELM = r"""#!/bin/sh
 printf 'helm %s\n' "$*" >> "$FAKE_LOG"
 case "$*" in
   "version --short") echo "v4.3.1+gfake" ;;
+  "template "*) exec "$REAL_HELM" "$@" ;;  # renders are real: the harness reads requests from them
   *" status "*"-o json"*)
     if [ -n "${FAKE_HELM_STATUS:-}" ]; then echo "{\"info\":{\"status\":\"$FAKE_HELM_STATUS\"}}";
     else echo "Error: release: not found" >&2; exit 1; fi ;;
@@ -73,10 +80,12 @@ def fakes(tmp_path, monkeypatch):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "calls.log"
+    monkeypatch.setenv("REAL_HELM", str(tools.find_helm("4")))
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_LOG", str(log))
     for var in ("HELM_BIN", "HELM3_BIN", "HELM4_BIN", "FAKE_CLUSTERS", "FAKE_HELM_STATUS", "FAKE_HELM_UPGRADE_FAIL",
-                "FAKE_KIND_CREATE_FAIL", "FAKE_NODES_NOT_READY", "JDA_KEEP_CLUSTER"):
+                "FAKE_KIND_CREATE_FAIL", "FAKE_NODES_NOT_READY", "JDA_KEEP_CLUSTER", "FAKE_NODE_CPU",
+                "FAKE_NODE_MEMORY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(kind, "ARTIFACTS_DIR", tmp_path / "artifacts")
     monkeypatch.setattr(stack, "ARTIFACTS_DIR", tmp_path / "artifacts")
@@ -546,3 +555,64 @@ def test_the_readme_counts_the_docker_hub_pulls_of_a_fresh_run():
     hub = {i for i in chart | registry | set(node) | set(base) if on_docker_hub(i)}
     readme = (REPO_ROOT / "README.md").read_text()
     assert f"a fresh e2e run pulls {len(hub)} images from Docker Hub anonymously" in readme, sorted(hub)
+
+
+# --- capacity ----------------------------------------------------------------------------------------
+def test_a_pods_request_counts_init_containers_as_the_scheduler_does():
+    from jdagent.cluster.capacity import pod_request
+
+    def c(cpu, mem, **extra):
+        return {"resources": {"requests": {"cpu": cpu, "memory": mem}}, **extra}
+
+    spec = {"initContainers": [c("100m", "64Mi", restartPolicy="Always"), c("2", "1Gi")],
+            "containers": [c("500m", "256Mi"), c("250m", "128Mi")]}
+    cpu, mem = pod_request(spec)
+    assert cpu == pytest.approx(2.1), "a plain init container runs beside the sidecars started before it"
+    assert mem == (1024 + 64) * 1024**2
+    cpu, mem = pod_request({"initContainers": [c("100m", "64Mi")], "containers": [c("500m", "256Mi")]})
+    assert (cpu, mem) == (0.5, 256 * 1024**2)
+
+
+def test_free_capacity_counts_ready_schedulable_nodes_and_running_pods():
+    from jdagent.cluster.capacity import free
+
+    def node(name, ready=True, unschedulable=False):
+        return {"metadata": {"name": name}, "spec": {"unschedulable": unschedulable},
+                "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                           "allocatable": {"cpu": "4", "memory": "8Gi"}}}
+
+    def pod(ns, node_name, phase="Running"):
+        return {"metadata": {"namespace": ns}, "spec": {"nodeName": node_name, "containers": [
+            {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}, "status": {"phase": phase}}
+
+    nodes = {"items": [node("a"), node("b", ready=False), node("c", unschedulable=True)]}
+    pods = {"items": [pod("kube-system", "a"), pod("ci", "a"), pod("x", "a", "Succeeded"), pod("y", "b")]}
+    left = free(nodes, pods, ignore_namespaces=("ci",))
+    assert (left.cpu, left.memory) == (3.0, 7 * 1024**3)
+
+
+def test_a_two_cpu_node_fails_before_anything_is_installed(fakes, monkeypatch):
+    """The e2e install requests more than a 2-CPU VM has left after kind's control plane: the error names
+    both sides in seconds."""
+    monkeypatch.setenv("FAKE_NODE_CPU", "2")
+    monkeypatch.setenv("FAKE_NODE_MEMORY", "4Gi")
+    cluster, _ = kind.KindProvider().up("jda-test")
+    with pytest.raises(RuntimeError, match="the cluster is too small for the e2e install") as err:
+        release.install_chart(cluster)
+    message = str(err.value)
+    assert "statefulset/ci-jenkins-dind-agent" in message and "an agent pod" in message
+    assert "1 Ready node(s) have free 1.05 CPU / 3.72 GiB" in message
+    assert not [a for a in calls(fakes, "helm") if "upgrade" in a], "nothing is installed"
+
+
+def test_the_e2e_install_fits_a_node_the_readme_calls_enough(fakes):
+    from jdagent.chart.render import render
+    from jdagent.cluster import capacity
+
+    wanted = capacity.needs(render(values=release.E2E_VALUES, release=release.RELEASE, namespace=release.NAMESPACE))
+    cpu = sum(w.cpu for w in wanted)
+    mem = sum(w.memory for w in wanted) / 1024**3
+    readme = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"the e2e install requests ([\d.]+) CPU and ([\d.]+) GiB", readme)
+    assert found, "the README states what the e2e install requests"
+    assert (float(found.group(1)), float(found.group(2))) == (round(cpu, 2), round(mem, 2))

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+from jdagent.chart.render import render
+from jdagent.cluster import capacity
 from jdagent.cluster.provider import Cluster, log
 from jdagent.cluster.registry import REGISTRY
 from jdagent.paths import CHART_DIR, REPO_ROOT
@@ -82,6 +84,13 @@ def install_chart(cluster: Cluster, password: str = "jda-e2e-admin", wait: bool 
                                     f"--from-literal=.dockerconfigjson={json.dumps(auth)}",
                                     "--dry-run=client", "-o", "yaml").stdout)
     recover_release(cluster)
+    # too small a cluster fails here in seconds (a --wait install would sit 15 minutes on Pending pods)
+    problem = capacity.check(cluster, render(values=E2E_VALUES, release=RELEASE, namespace=NAMESPACE),
+                             ignore_namespaces=(NAMESPACE, AGENT_NAMESPACE))
+    if problem and wait:
+        raise RuntimeError(problem)
+    if problem:
+        log(f"warning: {problem}")
     install = ["upgrade", "--install", RELEASE, str(CHART_DIR), "-n", NAMESPACE, "-f", str(E2E_VALUES)]
     if not wait:
         cluster.helm(*install, stream=True)
@@ -96,6 +105,19 @@ def admin_password(cluster: Cluster) -> str:
     data = cluster.kubectl("-n", NAMESPACE, "get", "secret", "jenkins-admin", "-o",
                            "jsonpath={.data.jenkins-admin-password}").stdout
     return base64.b64decode(data).decode()
+
+
+def recent_events(cluster: Cluster, namespace: str, last: int = 15) -> str:
+    """The namespace's newest events, one line each (FailedScheduling, pull errors...), for error reports."""
+    out = cluster.kubectl("-n", namespace, "get", "events", "-o", "json", check=False, timeout=60).stdout or "{}"
+    try:
+        items = json.loads(out).get("items", [])
+    except ValueError:
+        return "(events not readable)"
+    items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    lines = [f"{e.get('type')} {e.get('reason')} {e.get('involvedObject', {}).get('kind')}/"
+             f"{e.get('involvedObject', {}).get('name')}: {e.get('message', '').strip()}" for e in items[-last:]]
+    return "\n".join(lines) or "(no events)"
 
 
 def helm_test(cluster: Cluster) -> str:

@@ -23,6 +23,7 @@ from jdagent.cluster import jenkinsjob, kind, portforward, release, stack
 from jdagent.paths import REPO_ROOT
 
 KIND_FACTS = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "kind.yaml").read_text())
+CLI_FLAGS = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "cli-flags.yaml").read_text())
 
 FAKE_KIND = r"""#!/bin/sh
 printf 'kind %s\n' "$*" >> "$FAKE_LOG"
@@ -92,7 +93,42 @@ def fakes(tmp_path, monkeypatch):
     user_kubeconfig = tmp_path / "user-kubeconfig"
     user_kubeconfig.write_text("current-context: my-prod-cluster\n")
     monkeypatch.setenv("KUBECONFIG", str(user_kubeconfig))
-    return {"log": log, "bin": bin_dir, "tmp": tmp_path, "user_kubeconfig": user_kubeconfig}
+    state = {"log": log, "bin": bin_dir, "tmp": tmp_path, "user_kubeconfig": user_kubeconfig}
+    yield state
+    # every helm and kubectl call the harness made must be one the pinned binaries accept
+    for tool in ("helm", "kubectl"):
+        for argv in calls(state, tool):
+            check_argv(tool, argv)
+
+
+def check_argv(tool: str, argv: list[str]) -> str:
+    """The subcommand of a helm or kubectl call, after checking each flag against the flags the pinned
+    binary prints for it (data/upstream/cli-flags.yaml, jdagent.facts.cliflags); AssertionError otherwise."""
+    table = CLI_FLAGS[tool]
+    glob = table["global"]
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global flags before the subcommand
+        name, eq, _ = argv[i].partition("=")
+        assert name in glob, f"{tool} {' '.join(argv)}: {name} is not a global flag of {tool} {table['version']}"
+        i += 2 if glob[name] == "value" and not eq else 1
+    rest = argv[i:]
+    command = next((" ".join(rest[:n]) for n in (3, 2, 1) if " ".join(rest[:n]) in table["commands"]), None)
+    assert command, f"{tool} {' '.join(argv)}: no recorded subcommand (record it in jdagent.facts.cliflags)"
+    allowed = {**glob, **table["commands"][command]}
+    args = rest[len(command.split()):]
+    j = 0
+    while j < len(args):
+        arg = args[j]
+        if arg == "--":
+            break
+        if arg.startswith("-") and arg != "-":
+            name, eq, _ = arg.partition("=")
+            assert name in allowed, (f"{tool} {' '.join(argv)}: {name} is not a flag of `{tool} {command}` "
+                                     f"({table['version']})")
+            j += 2 if allowed[name] == "value" and not eq else 1
+            continue
+        j += 1
+    return command
 
 
 def calls(fakes, tool: str) -> list[list[str]]:
@@ -616,3 +652,23 @@ def test_the_e2e_install_fits_a_node_the_readme_calls_enough(fakes):
     found = re.search(r"the e2e install requests ([\d.]+) CPU and ([\d.]+) GiB", readme)
     assert found, "the README states what the e2e install requests"
     assert (float(found.group(1)), float(found.group(2))) == (round(cpu, 2), round(mem, 2))
+
+
+def test_the_fakes_refuse_a_flag_the_pinned_binaries_do_not_have():
+    assert check_argv("kubectl", ["--kubeconfig", "k", "-n", "ci", "get", "pods", "-o", "json"]) == "get"
+    assert check_argv("helm", ["--kubeconfig", "k", "upgrade", "--install", "ci", ".", "--wait", "--timeout", "5m"]) \
+        == "upgrade"
+    assert check_argv("kubectl", ["create", "secret", "generic", "x", "--from-literal=a=b", "--dry-run=client",
+                                  "-o", "yaml"]) == "create secret generic"
+    for tool, argv in (("kubectl", ["get", "pods", "--namespce", "ci"]), ("helm", ["upgrade", "--instal", "ci", "."]),
+                       ("helm", ["test", "ci", "--logs-all"]), ("kubectl", ["frobnicate", "pods"])):
+        with pytest.raises(AssertionError):
+            check_argv(tool, argv)
+
+
+def test_the_recorded_flags_are_what_the_pinned_binaries_print():
+    from jdagent.facts import cliflags
+
+    assert cliflags.render(cliflags.record()) == cliflags.OUT.read_text(), "rerun python -m jdagent.facts.cliflags"
+    assert CLI_FLAGS["helm"]["version"].startswith(tools.PINS["4"].helm_version)
+    assert CLI_FLAGS["kubectl"]["version"] == tools.PINS["4"].kubectl_version

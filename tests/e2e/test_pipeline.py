@@ -3,6 +3,7 @@ with --network host in a dind agent pod and pushes it to the in-cluster registry
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import urllib.request
@@ -28,10 +29,18 @@ def connect(cluster, port: int):
                                                       password=password, timeout=30))
 
 
-@pytest.fixture(scope="module")
-def jenkins_client(cluster):
+@contextlib.contextmanager
+def forwarded_client(cluster):
     with port_forward(cluster, release.NAMESPACE, f"svc/{release.FULLNAME}", 8080) as port:
         yield connect(cluster, port)
+
+
+@pytest.fixture(scope="module")
+def jenkins_client(cluster):
+    """One client for the module's ~20 minutes: a call whose port-forward died opens a new one and retries."""
+    client = jenkinsjob.Reconnecting(lambda: forwarded_client(cluster))
+    yield client
+    client.close()
 
 
 def run_job(client, request, cluster=None) -> jenkinsjob.Build:

@@ -672,3 +672,55 @@ def test_the_recorded_flags_are_what_the_pinned_binaries_print():
     assert cliflags.render(cliflags.record()) == cliflags.OUT.read_text(), "rerun python -m jdagent.facts.cliflags"
     assert CLI_FLAGS["helm"]["version"].startswith(tools.PINS["4"].helm_version)
     assert CLI_FLAGS["kubectl"]["version"] == tools.PINS["4"].kubectl_version
+
+
+def test_a_lost_port_forward_is_reopened_and_the_call_retried_once():
+    import contextlib
+
+    opened, closed = [], []
+
+    class FlakyClient:
+        def __init__(self, n):
+            self.n = n
+
+        def get_job_info(self, job):
+            if self.n == 0:
+                raise ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end closed connection'))")
+            return {"name": job, "via": self.n}
+
+        def get_build_info(self, job, number):
+            raise KeyError("not a connection problem")
+
+    @contextlib.contextmanager
+    def open_client():
+        n = len(opened)
+        opened.append(n)
+        try:
+            yield FlakyClient(n)
+        finally:
+            closed.append(n)
+
+    client = jenkinsjob.Reconnecting(open_client)
+    assert client.get_job_info("dind-example") == {"name": "dind-example", "via": 1}
+    assert (opened, closed, client.reconnects) == ([0, 1], [0], 1), "the dead forward is closed, a new one opened"
+    with pytest.raises(KeyError):
+        client.get_build_info("dind-example", 1)
+    assert client.reconnects == 1, "other errors are not retried"
+    client.close()
+    assert closed == [0, 1]
+
+
+def test_a_connection_that_stays_lost_fails_after_one_retry():
+    import contextlib
+
+    @contextlib.contextmanager
+    def open_client():
+        class Dead:
+            def get_whoami(self):
+                raise OSError("[Errno 111] Connection refused")
+        yield Dead()
+
+    client = jenkinsjob.Reconnecting(open_client)
+    with pytest.raises(OSError, match="Connection refused"):
+        client.get_whoami()
+    assert client.reconnects == 1

@@ -4,11 +4,14 @@
   (401/403 twice in a row) fail at once instead of after the whole deadline;
 - run_job(): a queue item that Jenkins cancels, or a build that never leaves the queue or never ends,
   fails with what Jenkins said, not after a blind wait;
-- push_digest(): the digest `docker push` printed in a console log.
+- push_digest(): the digest `docker push` printed in a console log;
+- Reconnecting: a client whose connection (a kubectl port-forward, which dies with its pod, a node
+  hiccup, an idle timeout) is opened again, and the call retried once, when a call fails to connect.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
@@ -103,3 +106,61 @@ def push_digest(console: str) -> str | None:
     """The digest of the last `docker push` in a console log ("<tag>: digest: sha256:... size: N")."""
     found = PUSH_DIGEST.findall(console)
     return found[-1] if found else None
+
+
+# What a dead port-forward looks like to python-jenkins (requests/urllib3 underneath): the text of the
+# error, since python-jenkins wraps some of them in its own JenkinsException.
+CONNECTION_LOST = re.compile(r"(?i)connection (refused|reset|aborted)|remote end closed|broken pipe|"
+                             r"max retries exceeded|failed to establish a new connection|timed out")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionError | TimeoutError) or bool(CONNECTION_LOST.search(str(exc)))
+
+
+class Reconnecting:
+    """Proxy to a client that `open_client` makes inside a context (a port-forward); a call that fails
+    because the connection is gone closes that context, opens a new one, rebuilds the client and runs the
+    call once more. Other errors pass through untouched."""
+
+    def __init__(self, open_client: Callable[[], contextlib.AbstractContextManager[Any]], attempts: int = 2) -> None:
+        self._open = open_client
+        self._attempts = attempts
+        self._stack: contextlib.ExitStack | None = None
+        self._client: Any = None
+        self.reconnects = 0
+        self._connect()
+
+    def _connect(self) -> None:
+        self.close()
+        stack = contextlib.ExitStack()
+        try:
+            self._client = stack.enter_context(self._open())
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._client, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(self._attempts):
+                try:
+                    return getattr(self._client, name)(*args, **kwargs)
+                except Exception as exc:
+                    if attempt + 1 >= self._attempts or not connection_lost(exc):
+                        raise
+                    log(f"{name}: connection lost ({type(exc).__name__}: {str(exc)[:120]}); reconnecting")
+                    self.reconnects += 1
+                    self._connect()
+            raise AssertionError("unreachable")
+
+        return call

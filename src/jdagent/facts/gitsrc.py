@@ -78,6 +78,23 @@ class GitSources:
             raise SourceMissing(f"{repo}@{rev} not found")
         return tuple(out.split("\n")[:-1])
 
+    def full_commit(self, repo: str, rev: str) -> str | None:
+        """The full sha of commit `rev` (an abbreviated sha too), or None when the snapshot lacks it."""
+        out = self._git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+        return out.strip() if out else None
+
+    def count(self, repo: str, rev: str) -> int:
+        """Commits reachable from `rev` (`git rev-list --count`)."""
+        out = self._git(repo, "rev-list", "--count", rev)
+        if out is None:
+            raise SourceMissing(f"{repo}@{rev} not found")
+        return int(out)
+
+    def head(self, repo: str) -> str:
+        """"<sha> (<committer date>)" of the snapshot's HEAD, to say how current a snapshot is."""
+        out = self._git(repo, "log", "-1", "--format=%H (%cs)", "HEAD")
+        return out.strip() if out else "no HEAD"
+
     def commit_of(self, repo: str, rev: str) -> str:
         out = self._git(repo, "log", "-1", "--format=%H %s", rev)
         if not out:

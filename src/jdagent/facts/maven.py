@@ -1,6 +1,9 @@
 """Just enough of the Maven model to read Jenkins plugin poms: properties with ${...} interpolation,
-parents inside the same repository, dependencyManagement (explicit and imported BOMs) and the
-direct dependencies with their resolved versions, scope and optional flag."""
+parents inside the same repository, dependencyManagement (explicit and imported BOMs), the packaging
+and the direct dependencies with their resolved versions, scope and optional flag.
+
+Dependencies and managed versions are identified as Maven identifies them: by the management key
+groupId:artifactId:type[:classifier] (Dependency.key), never by artifactId alone."""
 
 from __future__ import annotations
 
@@ -25,6 +28,14 @@ class Dependency:
     classifier: str | None
 
 
+Key = tuple[str, str, str, str]
+"""Maven's dependency management key: (groupId, artifactId, type, classifier or "")."""
+
+
+def key(group: str, artifact: str, type_: str = "jar", classifier: str | None = None) -> Key:
+    return (group, artifact, type_, classifier or "")
+
+
 @dataclass
 class Pom:
     path: str
@@ -36,6 +47,7 @@ class Pom:
     managed: list[Dependency]
     dependencies: list[Dependency]
     modules: list[str] = field(default_factory=list)
+    packaging: str = "jar"
 
 
 def _text(node: ET.Element | None, tag: str) -> str | None:
@@ -80,6 +92,7 @@ def parse(text: str, path: str = "pom.xml") -> Pom:
         dependencies=_deps(root.find(NS + "dependencies")),
         modules=[m.text.strip() for m in modules_node.findall(NS + "module") if m.text] if modules_node is not None
         else [],
+        packaging=_text(root, "packaging") or "jar",
     )
 
 
@@ -102,6 +115,19 @@ class Effective:
 
     def resolve(self, value: str | None) -> str | None:
         return None if value is None else interpolate(value, self.properties)
+
+    def key_of(self, d: Dependency) -> Key:
+        """The management key of `d` with its properties expanded."""
+        return key(self.resolve(d.group) or "", self.resolve(d.artifact) or "", self.resolve(d.type) or "jar",
+                   self.resolve(d.classifier))
+
+    @property
+    def group(self) -> str:
+        return self.properties.get("project.groupId", "")
+
+    @property
+    def packaging(self) -> str:
+        return self.chain[0].packaging
 
 
 ParentLookup = Callable[[tuple[str, str, str]], "Effective | None"]
@@ -147,12 +173,15 @@ def effective(read: Callable[[str], str | None], path: str, version: str | None 
     if top.parent:
         props["project.parent.version"] = top.parent[2]
     managed = [d for pom in chain for d in pom.managed] + (outer.managed if outer else [])
-    deps: dict[tuple[str, str, str], Dependency] = {}
-    for d in outer.dependencies if outer else []:
-        deps[(d.group, d.artifact, d.classifier or "")] = d
+    # a child's dependency replaces its parent's with the same management key (Maven's inheritance merge)
+    deps: dict[Key, Dependency] = {}
+    if outer is not None:
+        for d in outer.dependencies:
+            deps[outer.key_of(d)] = d
     for pom in reversed(chain):
         for d in pom.dependencies:
-            deps[(d.group, d.artifact, d.classifier or "")] = d
+            deps[key(interpolate(d.group, props), interpolate(d.artifact, props), interpolate(d.type, props),
+                     interpolate(d.classifier, props) if d.classifier else None)] = d
     if outer is not None:
         external = outer.external_parent
     return Effective(chain + (outer.chain if outer else []), props, managed, list(deps.values()), external)

@@ -1,13 +1,20 @@
 """Regenerate the plugin lock and the plugin facts from upstream sources.
 
     python -m jdagent.facts.plugins --sources DIR --bom-tag 6667.v64d86185fd17 --line 2.568.x \\
-        --core 2.568.2
+        --core 2.568.2 --pin workflow-aggregator:VERSION [--fallback]
 
 Versions come from jenkinsci/bom (bom-<line>/pom.xml at --bom-tag). For every plugin the chart
 installs, the plugin's own pom.xml at its release tag gives its required core (jenkins.version) and
-its direct plugin dependencies with the versions its build resolved (explicit, or managed by the BOM
-release the plugin imported), optional ones included. Jenkins core's split-plugins.txt adds the
-implied dependencies of plugins built against a core older than a detachment.
+its direct plugin dependencies with the versions its build resolved (explicit, or managed by its
+parents and the BOM release the plugin imported, by Maven's key groupId:artifactId:type:classifier),
+optional ones included. Which dependencies are plugins follows maven-hpi-plugin: the dependency's
+packaging (Resolver.is_plugin). Jenkins core's split-plugins.txt adds the implied dependencies of
+plugins built against a core older than a detachment.
+
+A BOM version whose source the snapshots lack is an error naming the plugin, the version, the
+repository and the tags tried. Only with --fallback is the newest release the snapshot holds pinned
+instead; each such pin is an override that records what the snapshot lacked, and the header says
+--fallback was used.
 
 Writes:
   charts/jenkins-dind-agent/files/plugins-lock.yaml   what the chart installs (name: version, per set)
@@ -17,6 +24,8 @@ Writes:
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -78,6 +87,24 @@ class Fact:
     source: dict[str, str]
 
 
+class MissingRelease(SourceMissing):
+    """The snapshot of a plugin's repository holds no source for one of its releases."""
+
+    def __init__(self, name: str, version: str, repo: str, tags: Iterable[str], head: str, detail: str = "") -> None:
+        self.name, self.version, self.repo, self.tags, self.head = name, version, repo, tuple(tags), head
+        self.short = f"{repo} snapshot (HEAD {head}) has no release tag of {version}{detail}"
+        super().__init__(f"{name} {version}: {repo} (snapshot HEAD {head}) has no tag {', '.join(self.tags)}{detail}")
+
+
+# A JEP-229 ("CD") release version: [<prefix>-]<commit count>.v<abbreviated sha with "_" after letters
+# followed by a digit...>. git-changelist-maven-extension derives it from the released commit, so the
+# commit of an untagged release is known from its version (and its count checks it).
+JEP229 = re.compile(r"(?:^|[-.])(?P<count>\d+)\.v(?P<sha>[0-9a-f_]{12,})$")
+
+# groupId prefixes of Jenkins plugins (the hosting guide's io.jenkins.plugins, and the older ones).
+JENKINS_GROUPS = ("org.jenkins-ci", "org.jenkinsci", "io.jenkins", "com.cloudbees.jenkins")
+
+
 @dataclass
 class Resolver:
     src: GitSources
@@ -85,14 +112,16 @@ class Resolver:
     line: str
     repos: dict[str, str] = field(default_factory=lambda: dict(REPOS))
     fallback: bool = False
-    _boms: dict[tuple[str, str], dict[str, tuple[str, str]]] = field(default_factory=dict)
+    _boms: dict[tuple[str, str], dict[maven.Key, str]] = field(default_factory=dict)
+    _packaging: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     # --- BOM ---------------------------------------------------------------------------------------
-    def bom(self, tag: str, name: str) -> dict[str, tuple[str, str]]:
-        """artifactId -> (groupId, version) managed by bom `name` (bom-weekly, bom-2.568.x...) at `tag`."""
-        key = (tag, name)
-        if key in self._boms:
-            return self._boms[key]
+    def bom(self, tag: str, name: str) -> dict[maven.Key, str]:
+        """Management key (groupId, artifactId, type, classifier) -> version managed by bom `name`
+        (bom-weekly, bom-2.568.x...) at `tag`, imports included."""
+        cache = (tag, name)
+        if cache in self._boms:
+            return self._boms[cache]
         path = f"{name}/pom.xml"
 
         def read(p: str) -> str | None:
@@ -103,25 +132,31 @@ class Resolver:
 
         eff = maven.effective(read, path, version=tag)
         eff.properties.setdefault("changelist", tag)
-        managed: dict[str, tuple[str, str]] = {}
+        # Maven: the pom's own (inherited) entries win over imported ones; among imports the first wins
+        managed: dict[maven.Key, str] = {}
         for d in eff.managed:
-            if d.classifier:
-                continue
-            version = eff.resolve(d.version) or ""
+            if d.scope != "import":
+                managed.setdefault(eff.key_of(d), eff.resolve(d.version) or "")
+        for d in eff.managed:
             if d.scope == "import":
-                for art, gv in self.bom(version if version != tag else tag, d.artifact).items():
-                    managed.setdefault(art, gv)
-                continue
-            managed.setdefault(d.artifact, (eff.resolve(d.group) or "", version))
-        # explicit entries of the line win over the imported bom-weekly ones
-        explicit = {d.artifact: (eff.resolve(d.group) or "", eff.resolve(d.version) or "")
-                    for d in eff.chain[0].managed if d.scope != "import" and not d.classifier}
-        managed.update(explicit)
-        self._boms[key] = managed
+                version = eff.resolve(d.version) or ""
+                for k, v in self.bom(version, eff.resolve(d.artifact) or "").items():
+                    managed.setdefault(k, v)
+        self._boms[cache] = managed
         return managed
 
     def line_versions(self) -> dict[str, tuple[str, str]]:
-        return self.bom(self.bom_tag, f"bom-{self.line}")
+        """Plugin id (artifactId) -> (groupId, version) of the BOM line's jar-typed entries (how the BOM
+        lists plugins: a plugin dependency is declared by groupId:artifactId, and resolves to the hpi)."""
+        out: dict[str, tuple[str, str]] = {}
+        for (group, artifact, type_, classifier), version in self.bom(self.bom_tag, f"bom-{self.line}").items():
+            if type_ != "jar" or classifier:
+                continue
+            if artifact in out and out[artifact][0] != group:
+                raise ValueError(f"bom-{self.line}: artifactId {artifact} under two groupIds "
+                                 f"({out[artifact][0]}, {group}); plugin ids must be unique")
+            out[artifact] = (group, version)
+        return out
 
     # --- plugin sources ----------------------------------------------------------------------------
     def repo_of(self, name: str) -> str:
@@ -138,11 +173,23 @@ class Resolver:
         return ("", f"{name}-", f"{short}-", "v", f"{base}-", f"{name}-parent-", f"{base}-parent-")
 
     def tag_of(self, repo: str, name: str, version: str) -> str:
+        """The release tag of `version`, else (an untagged JEP-229 release) the full sha of the commit the
+        version names, checked by its commit count. MissingRelease names the tags tried otherwise."""
         tags = self.src.tags(repo)
-        for prefix in self._prefixes(repo, name):
-            if prefix + version in tags:
-                return prefix + version
-        raise SourceMissing(f"{repo}: no tag for {name} {version}")
+        candidates = [prefix + version for prefix in self._prefixes(repo, name)]
+        for tag in candidates:
+            if tag in tags:
+                return tag
+        detail = ""
+        match = JEP229.search(version)
+        if match:
+            abbrev = match["sha"].replace("_", "")
+            commit = self.src.full_commit(repo, abbrev)
+            if commit is not None and self.src.count(repo, commit) == int(match["count"]):
+                return commit
+            detail = f", nor commit {abbrev}" if commit is None else \
+                f"; commit {abbrev} is not the {match['count']}th (count {self.src.count(repo, commit)})"
+        raise MissingRelease(name, version, repo, dict.fromkeys(candidates), self.src.head(repo), detail)
 
     def released(self, repo: str, name: str) -> dict[str, str]:
         """version -> tag of every release tag in the snapshot."""
@@ -156,24 +203,31 @@ class Resolver:
 
     def newest_available(self, name: str, version: str) -> str | None:
         """The newest release not newer than `version` whose source the snapshot holds."""
-        from jdagent.chart.pluginlock import older
+        from jdagent.chart.pluginlock import older, version_key
 
         repo = self.repo_of(name)
         candidates = [v for v in self.released(repo, name) if not older(version, v)]
         if not candidates:
             return None
-        from jdagent.chart.pluginlock import version_key
-
         return max(candidates, key=version_key)
 
-    def module_pom(self, repo: str, tag: str, name: str) -> str:
-        candidates = [p for p in self.src.files(repo, tag) if p == "pom.xml" or
+    def module(self, repo: str, rev: str, group: str | None, artifact: str) -> tuple[str, maven.Pom] | None:
+        """(path, pom) of the repository's pom.xml (top level or one directory down) whose artifactId, and
+        groupId when given (own or inherited from its parent), match; None if there is none."""
+        candidates = [p for p in self.src.files(repo, rev) if p == "pom.xml" or
                       (p.endswith("/pom.xml") and p.count("/") == 1)]
         for path in sorted(candidates, key=lambda p: (p != "pom.xml", p)):
-            pom = maven.parse(self.src.show(repo, tag, path), path)
-            if pom.artifact == name:
-                return path
-        raise SourceMissing(f"{repo}@{tag}: no pom.xml with artifactId {name}")
+            pom = maven.parse(self.src.show(repo, rev, path), path)
+            pom_group = pom.group or (pom.parent[0] if pom.parent else "")
+            if pom.artifact == artifact and (group is None or pom_group == group or "${" in pom_group):
+                return path, pom
+        return None
+
+    def module_pom(self, repo: str, tag: str, name: str) -> str:
+        found = self.module(repo, tag, None, name)
+        if found is None:
+            raise SourceMissing(f"{repo}@{tag}: no pom.xml with artifactId {name}")
+        return found[0]
 
     def parent(self, gav: tuple[str, str, str]) -> maven.Effective | None:
         """The effective model of an external parent pom (plugin-pom, analysis-pom) at its version."""
@@ -181,9 +235,11 @@ class Resolver:
         if repo is None:
             return None
         tags = self.src.tags(repo)
-        tag = next((t for t in (gav[2], f"{gav[1]}-{gav[2]}", f"v{gav[2]}") if t in tags), None)
+        tried = (gav[2], f"{gav[1]}-{gav[2]}", f"v{gav[2]}")
+        tag = next((t for t in tried if t in tags), None)
         if tag is None:
-            raise SourceMissing(f"{repo}: no tag for parent {':'.join(gav)}")
+            raise SourceMissing(f"parent {':'.join(gav)}: {repo} (snapshot HEAD {self.src.head(repo)}) has no tag "
+                                + ", ".join(tried))
 
         def read(p: str) -> str | None:
             try:
@@ -193,44 +249,130 @@ class Resolver:
 
         return maven.effective(read, "pom.xml", version=gav[2], parents=self.parent)
 
-    def fact(self, name: str, version: str, universe: set[str]) -> Fact:
+    # --- which dependencies are plugins ------------------------------------------------------------
+    def is_plugin(self, k: maven.Key, version: str | None, repo: str, rev: str, managed_by_bom: bool) -> bool:
+        """Whether a direct dependency with management key `k` is a plugin dependency, by the rule of
+        maven-hpi-plugin (MavenArtifact.isPlugin, which AbstractJenkinsManifestMojo applies to the direct
+        compile/runtime dependencies to write the manifest's Plugin-Dependencies):
+          - a declared type hpi or jpi is a plugin; any other type, or a classifier (tests, core-assets...),
+            is not;
+          - type jar without classifier (what plugin poms declare: Maven resolves the hpi through the
+            dependency's packaging) is a plugin when the dependency's own pom has packaging hpi or jpi.
+        That pom is read from a module of the same repository at the same revision (a reactor sibling,
+        e.g. job-dsl-core), else from the snapshot of the dependency's plugin repository (repo_of) at its
+        version's tag. maven-hpi-plugin falls back to the jar's manifest only when the pom cannot be
+        resolved; here there is no jar, so when no snapshot holds the pom:
+          - an artifact a Jenkins BOM manages, or with a Jenkins plugin groupId (JENKINS_GROUPS), is an
+            error (SourceMissing): fetch its repository;
+          - any other artifact is taken for a third-party library, not a plugin. That is a guard, not a
+            proof: Jenkins plugins are hosted under github.com/jenkinsci with these groupIds, and the
+            BOMs manage the plugins other plugins depend on."""
+        group, artifact, type_, classifier = k
+        if type_ in ("hpi", "jpi"):
+            return True
+        if type_ != "jar" or classifier:
+            return False
+        return self.packaging(group, artifact, version, repo, rev, managed_by_bom) in ("hpi", "jpi")
+
+    def packaging(self, group: str, artifact: str, version: str | None, repo: str, rev: str,
+                  managed_by_bom: bool) -> str:
+        sibling = self.module(repo, rev, group, artifact)
+        if sibling is not None:
+            return sibling[1].packaging
+        cache = (group, artifact, version or "")
+        if cache in self._packaging:
+            return self._packaging[cache]
+        needed = managed_by_bom or group.startswith(JENKINS_GROUPS)
+        found = self._dependency_pom(group, artifact, version, repo, rev)
+        if found is None:
+            if needed:
+                raise SourceMissing(f"cannot tell whether {group}:{artifact}:{version} (a dependency of {repo}@{rev}) "
+                                    "is a plugin: no snapshot holds its pom")
+            packaging = "jar"
+        else:
+            packaging = found.packaging
+        self._packaging[cache] = packaging
+        return packaging
+
+    def _dependency_pom(self, group: str, artifact: str, version: str | None, repo: str, rev: str) -> maven.Pom | None:
+        """The pom of group:artifact from the snapshot of its plugin repository: at its version's tag, or
+        (only whether it is a plugin is asked, not its dependencies) at the newest release the snapshot
+        holds when it lacks that one (a log line says so). None when no snapshot holds group:artifact."""
+        try:
+            dep_repo = self.repo_of(artifact)
+        except SourceMissing:
+            return None
+        try:
+            if not version or "${" in version:
+                raise SourceMissing(f"{repo}@{rev}: no version for dependency {group}:{artifact}")
+            dep_rev = self.tag_of(dep_repo, artifact, version)
+        except SourceMissing:
+            released = self.released(dep_repo, artifact)
+            if not released:
+                return None
+            from jdagent.chart.pluginlock import version_key
+
+            dep_rev = released[max(released, key=version_key)]
+            found = self.module(dep_repo, dep_rev, group, artifact)
+            if found is not None:
+                log(f"  packaging of {group}:{artifact}: no source of {version}; read at {dep_repo}@{dep_rev}")
+            return found[1] if found else None
+        found = self.module(dep_repo, dep_rev, group, artifact)
+        return found[1] if found else None
+
+    def managed_versions(self, eff: maven.Effective) -> tuple[dict[maven.Key, str], set[maven.Key]]:
+        """The effective dependencyManagement of a plugin pom, by management key: its own and its parents'
+        entries first (the child's win), then the Jenkins BOMs it imports (first import wins), as Maven
+        merges them. Also the keys that came from a Jenkins BOM."""
+        managed: dict[maven.Key, str] = {}
+        for d in eff.managed:
+            if d.scope != "import":
+                managed.setdefault(eff.key_of(d), eff.resolve(d.version) or "")
+        from_bom: set[maven.Key] = set()
+        for d in eff.managed:
+            if d.scope == "import" and (eff.resolve(d.group) or "") == "io.jenkins.tools.bom":
+                for k, v in self.bom(eff.resolve(d.version) or "", eff.resolve(d.artifact) or "").items():
+                    managed.setdefault(k, v)
+                    from_bom.add(k)
+        return managed, from_bom
+
+    def fact(self, name: str, version: str) -> Fact:
         repo = self.repo_of(name)
-        tag = self.tag_of(repo, name, version)
-        path = self.module_pom(repo, tag, name)
+        rev = self.tag_of(repo, name, version)
+        path = self.module_pom(repo, rev, name)
 
         def read(p: str) -> str | None:
             try:
-                return self.src.show(repo, tag, p)
+                return self.src.show(repo, rev, p)
             except SourceMissing:
                 return None
 
         eff = maven.effective(read, path, version=version, parents=self.parent)
         core = eff.resolve(eff.properties.get("jenkins.version"))
         if not core or "${" in core:
-            raise SourceMissing(f"{repo}@{tag}: jenkins.version unresolved ({core})")
-        managed: dict[str, str] = {}
-        for d in eff.managed:
-            if d.scope == "import" or d.classifier:
-                continue
-            managed.setdefault(d.artifact, eff.resolve(d.version) or "")
-        for d in eff.managed:
-            if d.scope == "import" and (eff.resolve(d.group) or "") == "io.jenkins.tools.bom":
-                bom_name = eff.resolve(d.artifact) or ""
-                for art, (_, v) in self.bom(eff.resolve(d.version) or "", bom_name).items():
-                    managed.setdefault(art, v)
+            raise SourceMissing(f"{repo}@{rev}: jenkins.version unresolved ({core})")
+        managed, from_bom = self.managed_versions(eff)
+        line = {maven.key(g, a): v for a, (g, v) in self.line_versions().items()}
         deps: dict[str, dict[str, Any]] = {}
         for d in eff.dependencies:
-            if d.scope not in ("compile", "runtime") or d.classifier:
+            if d.scope not in ("compile", "runtime"):
                 continue
-            art = eff.resolve(d.artifact) or ""
-            if art not in universe and d.type not in ("hpi", "jpi"):
+            k = eff.key_of(d)
+            dep_version = eff.resolve(d.version) if d.version else managed.get(k)
+            if not self.is_plugin(k, dep_version, repo, rev, k in from_bom or k in line):
                 continue
-            dep_version = eff.resolve(d.version) if d.version else managed.get(art)
             if not dep_version or "${" in dep_version:
-                raise SourceMissing(f"{repo}@{tag}: no version for dependency {art}")
-            deps[art] = {"version": dep_version, "optional": d.optional}
-        return Fact(name, version, core, deps, {
-            "repo": repo, "tag": tag, "path": path, "commit": self.src.commit_of(repo, tag)})
+                raise SourceMissing(f"{repo}@{rev}: no version for dependency {':'.join(k[:2])}")
+            plugin_id = k[1]
+            if plugin_id in deps:
+                raise SourceMissing(f"{repo}@{rev}: two plugin dependencies with id {plugin_id}")
+            deps[plugin_id] = {"version": dep_version, "optional": d.optional}
+        # source.tag is the revision read: the release tag, or for an untagged JEP-229 release the commit
+        source = {"repo": repo, "tag": rev, "path": path, "commit": self.src.commit_of(repo, rev)}
+        if rev not in self.src.tags(repo):
+            source["untagged"] = (f"JEP-229 release: {version} names commit {rev[:12]}, the "
+                                  f"{self.src.count(repo, rev)}th; the snapshot has no tag for it")
+        return Fact(name, version, core, deps, source)
 
 
 def read_splits(src: GitSources, core_tag: str) -> list[dict[str, str]]:
@@ -251,10 +393,12 @@ def read_cycles(src: GitSources, core_tag: str) -> list[str]:
     return [" ".join(line.split()) for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def closure(resolver: Resolver, roots: Iterable[str], versions: dict[str, str], universe: set[str],
-            facts: dict[str, Fact], missing: list[str], overrides: dict[str, dict[str, str]]) -> list[str]:
-    """Names of the roots and every non-optional dependency, filling `facts`; sources that could not be
-    read are appended to `missing` (their dependencies are not followed)."""
+def closure(resolver: Resolver, roots: Iterable[str], versions: dict[str, str], facts: dict[str, Fact],
+            missing: list[str], overrides: dict[str, dict[str, str]]) -> list[str]:
+    """Names of the roots and every non-optional dependency, filling `facts`. A release whose source the
+    snapshots lack is an error (appended to `missing`, its dependencies not followed) unless
+    resolver.fallback: then the newest release the snapshot holds is pinned, and the override records
+    what the snapshot lacked."""
     seen: list[str] = []
     queue = list(roots)
     while queue:
@@ -265,20 +409,21 @@ def closure(resolver: Resolver, roots: Iterable[str], versions: dict[str, str], 
         if name not in facts:
             log(f"{name} {versions[name]}")
             try:
-                facts[name] = resolver.fact(name, versions[name], universe)
-            except SourceMissing as exc:
-                try:
-                    fallback = resolver.newest_available(name, versions[name]) if resolver.fallback else None
-                except SourceMissing:
-                    fallback = None
+                facts[name] = resolver.fact(name, versions[name])
+            except MissingRelease as exc:
+                own = exc.name == name and exc.version == versions[name]
+                fallback = resolver.newest_available(name, versions[name]) if own and resolver.fallback else None
                 if fallback is None or fallback == versions[name]:
-                    missing.append(str(exc))
+                    missing.append(f"no source for {exc}")
                     continue
                 log(f"  {name}: source of {versions[name]} not in the snapshots; pinned at {fallback}")
                 overrides[name] = {"bom": versions[name], "pinned": fallback,
-                                   "reason": "newest release whose source the facts could be read from"}
+                                   "reason": f"--fallback: {exc.short}; pinned at the newest release it holds"}
                 versions[name] = fallback
-                facts[name] = resolver.fact(name, fallback, universe)
+                facts[name] = resolver.fact(name, fallback)
+            except SourceMissing as exc:
+                missing.append(f"{name} {versions[name]}: {exc}")
+                continue
         fact = facts[name]
         # implied dependencies on detached plugins are optional (split-plugins.txt): they never join
         for dep, info in fact.dependencies.items():
@@ -291,8 +436,8 @@ def closure(resolver: Resolver, roots: Iterable[str], versions: dict[str, str], 
     return seen
 
 
-def settle(resolver: Resolver, sets: dict[str, list[str]], versions: dict[str, str], universe: set[str],
-           facts: dict[str, Fact], overrides: dict[str, dict[str, str]], core: str) -> None:
+def settle(resolver: Resolver, sets: dict[str, list[str]], versions: dict[str, str], facts: dict[str, Fact],
+           overrides: dict[str, dict[str, str]], core: str) -> None:
     """With fallbacks, a plugin at its BOM version may need a newer dependency than the one whose source
     exists. Step such a plugin back to its newest release whose dependencies the set satisfies."""
     from jdagent.chart.pluginlock import check, older, version_key
@@ -311,7 +456,7 @@ def settle(resolver: Resolver, sets: dict[str, list[str]], versions: dict[str, s
             if not older(candidate, current) or candidate == current:
                 continue
             try:
-                fact = resolver.fact(name, candidate, universe)
+                fact = resolver.fact(name, candidate)
             except SourceMissing:
                 continue
             needs = [d for d, info in fact.dependencies.items() if d in install and older(install[d], info["version"])]
@@ -320,8 +465,9 @@ def settle(resolver: Resolver, sets: dict[str, list[str]], versions: dict[str, s
             log(f"  {name}: {current} needs newer dependencies than the set holds; pinned at {candidate}")
             entry = overrides.setdefault(name, {"bom": current, "pinned": candidate, "reason": ""})
             entry["pinned"] = candidate
-            entry["reason"] = ("newest release whose dependencies are satisfied by the pinned set: "
-                               + "; ".join(str(p) for p in problems if p.plugin == name))
+            stepped = ("newest release whose dependencies are satisfied by the pinned set: "
+                       + "; ".join(str(p) for p in problems if p.plugin == name))
+            entry["reason"] = f"{entry['reason']}; then {stepped}" if entry["reason"] else f"--fallback: {stepped}"
             versions[name] = install[name] = candidate
             facts[name] = fact
             break
@@ -339,10 +485,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--line", required=True, help="BOM line matching the core, e.g. 2.568.x")
     parser.add_argument("--core", required=True, help="pinned Jenkins LTS, e.g. 2.568.2")
     parser.add_argument("--fallback", action="store_true",
-                        help="when a BOM version's source is missing, pin the newest older release whose source exists")
+                        help="when a BOM version's source is missing, pin the newest older release whose source "
+                             "exists (off: a missing source is an error naming plugin, version, repo and tags)")
     parser.add_argument("--pin", action="append", default=[], metavar="ID:VERSION",
                         help="pin a plugin the BOM does not manage (e.g. workflow-aggregator)")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    args.command = "python -m jdagent.facts.plugins " + shlex.join(argv)
     src = GitSources(args.sources, clone=args.clone)
     resolver = Resolver(src, args.bom_tag, args.line, fallback=args.fallback)
     line = resolver.line_versions()
@@ -350,7 +499,6 @@ def main(argv: list[str] | None = None) -> int:
     for pin in args.pin:
         name, _, version = pin.partition(":")
         versions[name] = version
-    universe = set(versions) | set(resolver.bom(args.bom_tag, "bom-weekly"))
     splits = read_splits(src, f"jenkins-{args.core}")
     facts: dict[str, Fact] = {}
     sets: dict[str, list[str]] = {}
@@ -361,14 +509,14 @@ def main(argv: list[str] | None = None) -> int:
         if name in line and line[name][1] != version:
             overrides[name] = {"bom": line[name][1], "pinned": version, "reason": "pinned by --pin"}
     for set_name, roots in SETS.items():
-        names = closure(resolver, roots, versions, universe, facts, missing, overrides)
+        names = closure(resolver, roots, versions, facts, missing, overrides)
         sets[set_name] = sorted(n for n in names if set_name == "base" or n not in sets["base"])
     if missing:
-        for entry in missing:
+        for entry in dict.fromkeys(missing):
             log(f"MISSING {entry}")
         return 1
     if args.fallback:
-        settle(resolver, sets, versions, universe, facts, overrides, args.core)
+        settle(resolver, sets, versions, facts, overrides, args.core)
     write(args, src, facts, sets, versions, splits, overrides)
     return 0
 
@@ -376,8 +524,10 @@ def main(argv: list[str] | None = None) -> int:
 def write(args: argparse.Namespace, src: GitSources, facts: dict[str, Fact], sets: dict[str, list[str]],
           versions: dict[str, str], splits: list[dict[str, str]], overrides: dict[str, dict[str, str]]) -> None:
     bom_commit = src.commit_of(BOM_REPO, args.bom_tag)
-    header = (f"# Generated by `python -m jdagent.facts.plugins --bom-tag {args.bom_tag} --line {args.line} "
-              f"--core {args.core}`; do not edit by hand.\n")
+    header = f"# Generated by `{args.command}`; do not edit by hand.\n"
+    if args.fallback:
+        header += ("# --fallback: where the snapshots lack a BOM version's source, the newest release they hold is "
+                   "pinned (see overrides).\n")
     lock = {
         "core": args.core,
         "bom": {"repo": BOM_REPO, "tag": args.bom_tag, "commit": bom_commit, "path": f"bom-{args.line}/pom.xml"},

@@ -106,9 +106,12 @@ def test_symbols_follow_jcasc_rules():
 def test_facts_come_from_the_pinned_sources():
     pinned = {(f["source"]["repo"], f["source"]["tag"]) for f in PLUGIN_FACTS.values()}
     pinned.add(("jenkinsci/jenkins", f"jenkins-{LOCK['core']}"))
+    # a plugin pinned at the version the core's war bundles (its own source at that version is in no
+    # snapshot): its JCasC classes are read at the newest release of its repository the snapshots hold
+    war_bundled = {f"jenkinsci/{n}-plugin" for n, f in PLUGIN_FACTS.items() if f["source"]["path"] == "war/pom.xml"}
     for name, cls in FACTS.classes.items():
         src = cls["source"]
-        assert (src["repo"], src["tag"]) in pinned, name
+        assert (src["repo"], src["tag"]) in pinned or src["repo"] in war_bundled, name
         assert src["path"].endswith(".java") and "src/main/java/" in src["path"], name
         outer = name.split("$")[0].replace(".", "/") + ".java"
         assert src["path"].endswith(outer), name

@@ -233,3 +233,57 @@ def test_recorded_prometheus_depends_on_the_junit_plugin_version_its_bom_manages
 def test_recorded_job_dsl_has_its_optional_vsphere_cloud_dependency():
     assert PLUGINS["job-dsl"]["version"] == "1.93"
     assert PLUGINS["job-dsl"]["dependencies"]["vsphere-cloud"] == {"version": "2.27", "optional": True}
+
+
+class _WarOnly:
+    """A snapshot that holds only the core's war/pom.xml."""
+
+    POM = """<project><build><plugins><plugin><configuration><artifactItems>
+      <artifactItem>
+        <!-- detached after 1.535 -->
+        <groupId>org.jenkins-ci.plugins</groupId>
+        <artifactId>matrix-auth</artifactId>
+        <version>3.2.10</version>
+        <type>hpi</type>
+      </artifactItem>
+      <artifactItem>
+        <!-- dependency of junit and matrix-auth -->
+        <groupId>io.jenkins.plugins</groupId>
+        <artifactId>ionicons-api</artifactId>
+        <version>94.vcc3065403257</version>
+        <type>hpi</type>
+      </artifactItem>
+      <artifactItem>
+        <!-- dependency of junit -->
+        <groupId>io.jenkins.plugins</groupId>
+        <artifactId>echarts-api</artifactId>
+        <version>6.0.0-1</version>
+        <type>hpi</type>
+      </artifactItem>
+    </artifactItems></configuration></plugin></plugins></build></project>"""
+
+    def show(self, repo, rev, path):
+        assert (repo, rev, path) == ("jenkinsci/jenkins", "jenkins-2.568.2", "war/pom.xml")
+        return self.POM
+
+    def commit_of(self, repo, rev):
+        return "4" * 40
+
+
+def test_a_war_bundled_plugin_takes_the_wars_version_and_the_dependencies_the_war_names_for_it():
+    from jdagent.facts.plugins import war_bundled_fact
+
+    fact = war_bundled_fact(_WarOnly(), "2.568.2", "matrix-auth")
+    assert fact.version == "3.2.10" and fact.required_core == "2.568.2"
+    assert fact.dependencies == {"ionicons-api": {"version": "94.vcc3065403257", "optional": False}}
+    assert fact.source["path"] == "war/pom.xml" and "optional ones unknown" in fact.source["note"]
+    with pytest.raises(SourceMissing, match="bundles no single oic-auth"):
+        war_bundled_fact(_WarOnly(), "2.568.2", "oic-auth")
+
+
+def test_the_generator_refuses_a_lock_with_a_published_advisory():
+    from jdagent.facts.plugins import advisories_of
+
+    assert advisories_of({"oidc": ["matrix-auth"]}, {"matrix-auth": "3.2.10"}, "2.568.2") == []
+    [entry] = advisories_of({"oidc": ["matrix-auth"]}, {"matrix-auth": "3.2.8"}, "2.568.2")
+    assert entry.startswith("matrix-auth: 3.2.8 is affected by SECURITY-3676")

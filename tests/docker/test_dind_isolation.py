@@ -39,6 +39,14 @@ def memory_cgroup(proc_cgroup: str) -> str:
     return next(line.split(":", 2)[2] for line in proc_cgroup.split("\n") if line.split(":")[1:2] == ["memory"])
 
 
+def limit_hits(runner, cgroup: str) -> int:
+    """How often a charge failed at the memory limit of dind's cgroup or of its jda-builds cgroup (cgroup
+    v1 memory.failcnt, counted on the cgroup whose limit was hit)."""
+    base = f"/sys/fs/cgroup/memory{cgroup.rstrip('/')}"
+    out = runner.exec("dind", ["sh", "-c", f"cat {base}/memory.failcnt {base}/jda-builds/memory.failcnt"]).output
+    return sum(int(n) for n in out.split())
+
+
 def run_greedy(runner, busybox, command):
     name = f"greedy-{uuid.uuid4().hex[:6]}"
     run = runner.exec("jnlp", ["docker", "run", "--name", name, "--network", "none", busybox, "sh", "-c", command])
@@ -58,8 +66,13 @@ def test_containers_and_builds_are_held_to_the_dind_memory_limit(docker_client, 
         assert inner.startswith(f"{own}/jda-builds/"), (own, inner)
         ok, state = run_greedy(runner, busybox, MODEST)
         assert ok.exit_code == 0 and state == "false 0", "control: a modest allocation works"
+        before = limit_hits(runner, own)
         killed, state = run_greedy(runner, busybox, GREEDY)
-        assert killed.exit_code == 137 and state == "true 137", (killed.output, state)
+        # Docker sets OOMKilled from an OOM event of the container's own cgroup, which need not fire when the
+        # limit hit is dind's (an ancestor's): the kernel's own count of hits at that limit decides then
+        assert killed.exit_code == 137, (killed.output, state)
+        after = limit_hits(runner, own)
+        assert state == "true 137" or after > before, (state, before, after)
         built = agentpod.build(runner, {"Dockerfile": f"FROM {busybox}\nRUN {GREEDY}\n".encode()}, "greedy:1")
         assert built.result.exit_code != 0
         assert "exit code: 137" in built.result.output, built.result.output[-1500:]

@@ -200,16 +200,19 @@ def test_what_a_killed_attempt_left_is_removed_before_the_next_one(env):
 # --- a mirror (update center inside the company) --------------------------------------------------
 MIRROR = {"JENKINS_UC": "https://artifactory.corp/artifactory/jenkins-uc/update-center.json",
           "JENKINS_PLUGIN_INFO": "https://artifactory.corp/artifactory/jenkins-uc/plugin-versions.json",
-          "JENKINS_UC_DOWNLOAD_URL": "https://artifactory.corp/artifactory/jenkins-plugins",
-          "JENKINS_UC_CREDENTIALS": "artifactory.corp:443:ci:s3cr:et"}
+          "JENKINS_UC_DOWNLOAD_URL": "https://artifactory.corp/artifactory/jenkins-plugins"}
+LOGIN = "artifactory.corp:443:ci:s3cr:et"
 
 
-def test_the_mirror_settings_reach_jenkins_plugin_cli_and_no_argument(env):
-    proc = run(env, **MIRROR, JAVA_OPTS="-Dhttps.proxyHost=proxy.corp")
+def test_the_mirror_settings_reach_jenkins_plugin_cli_and_no_argument(env, tmp_path):
+    login = tmp_path / "credentials"
+    login.write_text(LOGIN + "\n")
+    proc = run(env, **MIRROR, UC_CREDENTIALS_FILE=str(login), JAVA_OPTS="-Dhttps.proxyHost=proxy.corp")
     assert proc.returncode == 0, proc.stderr
     cli_env = dict(line.split("=", 1) for line in Path(env["FAKE_LOG"] + ".env").read_text().splitlines())
     for key, value in MIRROR.items():
         assert cli_env[key] == value
+    assert cli_env["JENKINS_UC_CREDENTIALS"] == LOGIN, "the Secret file's login, without its newline"
     assert cli_env["JAVA_OPTS"].startswith("-Dhttps.proxyHost=proxy.corp ")
     [args] = calls(env)
     assert not any("artifactory" in a or "s3cr" in a for a in args), "secrets and URLs stay in the environment"
@@ -220,10 +223,15 @@ def test_the_rendered_mirror_values_set_what_the_cli_reads():
     [init] = [c for c in pod["initContainers"] if c["name"] == "install-plugins"]
     env = {e["name"]: e for e in init["env"]}
     names = set(CLI["environment"])
-    assert {"JENKINS_UC", "JENKINS_PLUGIN_INFO", "JENKINS_UC_DOWNLOAD_URL", "JENKINS_UC_CREDENTIALS"} <= set(env)
+    assert {"JENKINS_UC", "JENKINS_PLUGIN_INFO", "JENKINS_UC_DOWNLOAD_URL"} <= set(env)
     assert {n for n in env if n.startswith("JENKINS_")} <= names, "only variables jenkins-plugin-cli reads"
     assert env["JENKINS_UC"]["value"].endswith("/update-center.json")
-    assert "secretKeyRef" in env["JENKINS_UC_CREDENTIALS"]["valueFrom"], "credentials only from a Secret"
+    assert "JENKINS_UC_CREDENTIALS" not in env, "the login is a Secret file, never a pod environment variable"
+    assert env["UC_CREDENTIALS_FILE"]["value"] == "/run/secrets/jda-uc/credentials"
+    assert {"name": "uc-credentials", "mountPath": "/run/secrets/jda-uc", "readOnly": True} in init["volumeMounts"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "uc-credentials"]
+    assert volume["secret"]["secretName"] == "artifactory-jenkins-login"
+    assert volume["secret"]["items"] == [{"key": "credentials", "path": "credentials"}]
     assert "-Djavax.net.ssl.trustStore=/var/jenkins_truststore/truststore.p12" in env["JAVA_OPTS"]["value"]
     [jenkins] = [c for c in pod["containers"] if c["name"] == "jenkins"]
     java_opts = {e["name"]: e.get("value") for e in jenkins["env"]}["JAVA_OPTS"]
@@ -346,3 +354,11 @@ def test_a_ca_directory_without_a_certificate_is_refused(env, tmp_path):
     proc = run(env, CA_DIR=str(ca_dir), TRUSTSTORE=str(tmp_path / "t.p12"), TRUSTSTORE_PASSWORD="changeit",
                JAVA_HOME=_java_home())
     assert proc.returncode != 0 and "no PEM certificate" in proc.stderr
+
+
+def test_an_empty_login_file_is_refused(env, tmp_path):
+    login = tmp_path / "credentials"
+    login.write_text("")
+    proc = run(env, **MIRROR, UC_CREDENTIALS_FILE=str(login))
+    assert proc.returncode != 0 and "credentialsSecret" in proc.stderr
+    assert calls(env) == []

@@ -7,7 +7,8 @@
 # since) is kept as it is, so restarts do not download anything.
 #
 # PLUGIN_SOURCE=updateCenter (default): jenkins-plugin-cli downloads the list. It reads JENKINS_UC,
-#   JENKINS_PLUGIN_INFO, JENKINS_UC_DOWNLOAD_URL and JENKINS_UC_CREDENTIALS itself (a mirror). Its
+#   JENKINS_PLUGIN_INFO, JENKINS_UC_DOWNLOAD_URL and JENKINS_UC_CREDENTIALS itself (a mirror; the login
+#   is read from the Secret file $UC_CREDENTIALS_FILE and exported to jenkins-plugin-cli alone). Its
 #   temporary files (java.io.tmpdir, CACHE_DIR) go to a work directory under $TMP_ROOT that is removed
 #   when this script ends, and a work directory an earlier, killed attempt left behind is removed first.
 # PLUGIN_SOURCE=image: the plugins are baked into the controller image at $IMAGE_PLUGIN_DIR. Nothing
@@ -136,6 +137,11 @@ else
   work=$(mktemp -d "$tmp_root/jda-plugin-install.XXXXXX")
   trap 'rm -rf "$work"' EXIT
   trap 'exit 143' TERM INT
+  if [ -n "${UC_CREDENTIALS_FILE:-}" ]; then
+    [ -s "$UC_CREDENTIALS_FILE" ] || die "controller.plugins.updateCenter.credentialsSecret: $UC_CREDENTIALS_FILE is empty or missing"
+    JENKINS_UC_CREDENTIALS=$(cat "$UC_CREDENTIALS_FILE")
+    export JENKINS_UC_CREDENTIALS
+  fi
   JAVA_OPTS="${JAVA_OPTS:-} -Djava.io.tmpdir=$work" CACHE_DIR="$work/cache" \
     jenkins-plugin-cli --plugin-file "$PLUGINS_TXT" --plugin-download-directory "$PLUGIN_DIR" \
     --clean-download-directory --latest false --verbose

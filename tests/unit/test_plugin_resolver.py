@@ -183,10 +183,16 @@ def test_a_jenkins_dependency_whose_pom_cannot_be_read_is_an_error():
         resolver(src).fact("user", "1.0")
 
 
-def test_a_missing_bom_source_is_an_error_naming_plugin_version_repo_and_tag():
+def junit_without_its_bom_release():
+    """Sources where junit's repository holds an older release but not the BOM's 1335.v6b_a_a_e18534e1."""
     src = sources()
     src.add("jenkinsci/junit-plugin", "1300.v0123456789ab", {"pom.xml": pom("junit")})
     del src.repos["jenkinsci/junit-plugin"]["1335.v6b_a_a_e18534e1"]
+    return src
+
+
+def test_a_missing_bom_source_is_an_error_naming_plugin_version_repo_and_tag():
+    src = junit_without_its_bom_release()
     missing: list[str] = []
     overrides: dict[str, dict[str, str]] = {}
     versions = {"junit": "1335.v6b_a_a_e18534e1"}
@@ -199,9 +205,7 @@ def test_a_missing_bom_source_is_an_error_naming_plugin_version_repo_and_tag():
 
 
 def test_fallback_is_explicit_and_recorded():
-    src = sources()
-    src.add("jenkinsci/junit-plugin", "1300.v0123456789ab", {"pom.xml": pom("junit")})
-    del src.repos["jenkinsci/junit-plugin"]["1335.v6b_a_a_e18534e1"]
+    src = junit_without_its_bom_release()
     missing: list[str] = []
     overrides: dict[str, dict[str, str]] = {}
     versions = {"junit": "1335.v6b_a_a_e18534e1"}

@@ -104,14 +104,19 @@ def test_symbols_follow_jcasc_rules():
 
 
 def test_facts_come_from_the_pinned_sources():
-    pinned = {(f["source"]["repo"], f["source"]["tag"]) for f in PLUGIN_FACTS.values()}
-    pinned.add(("jenkinsci/jenkins", f"jenkins-{LOCK['core']}"))
     # a plugin pinned at the version the core's war bundles (its own source at that version is in no
-    # snapshot): its JCasC classes are read at the newest release of its repository the snapshots hold
-    war_bundled = {f"jenkinsci/{n}-plugin" for n, f in PLUGIN_FACTS.items() if f["source"]["path"] == "war/pom.xml"}
+    # snapshot) names where its JCasC classes are read: its newest release the snapshots hold, not newer
+    pinned = {(f["source"].get("classes", f["source"])["repo"], f["source"].get("classes", f["source"])["tag"])
+              for f in PLUGIN_FACTS.values()}
+    pinned.add(("jenkinsci/jenkins", f"jenkins-{LOCK['core']}"))
+    for name, fact in PLUGIN_FACTS.items():
+        if fact["source"]["path"] == "war/pom.xml":
+            classes = fact["source"]["classes"]
+            assert not pluginlock.older(fact["version"], classes["version"]), name
+            assert classes["tag"].endswith(classes["version"]) and classes["tag"] in fact["source"]["note"], name
     for name, cls in FACTS.classes.items():
         src = cls["source"]
-        assert (src["repo"], src["tag"]) in pinned or src["repo"] in war_bundled, name
+        assert (src["repo"], src["tag"]) in pinned, name
         assert src["path"].endswith(".java") and "src/main/java/" in src["path"], name
         outer = name.split("$")[0].replace(".", "/") + ".java"
         assert src["path"].endswith(outer), name

@@ -42,14 +42,15 @@ def test_every_set_is_closed_and_fits_the_core(sets):
 
 
 def test_the_upstream_incident_is_caught():
-    """credentials 14xx declares an optional dependency on configuration-as-code 2006; the old chart
-    pinned 1985 and jenkins-plugin-cli aborted."""
+    """credentials 14xx and later declare an optional dependency on a newer configuration-as-code; the old
+    chart pinned 1985 and jenkins-plugin-cli aborted."""
     install = base()
-    assert PLUGINS["credentials"]["dependencies"]["configuration-as-code"] == {
-        "version": "2006.v001a_2ca_6b_574", "optional": True}
+    needed = PLUGINS["credentials"]["dependencies"]["configuration-as-code"]
+    assert needed["optional"] is True
+    assert pluginlock.older("1985.vdda_32d0c4ea_b_", needed["version"])
     install["configuration-as-code"] = "1985.vdda_32d0c4ea_b_"
     found = problems(install)
-    assert ("credentials: optional dependency configuration-as-code:2006.v001a_2ca_6b_574 is newer than the "
+    assert (f"credentials: optional dependency configuration-as-code:{needed['version']} is newer than the "
             "pinned configuration-as-code:1985.vdda_32d0c4ea_b_") in found
 
 
@@ -136,6 +137,27 @@ def test_overrides_are_older_than_the_bom_and_say_why():
             assert entry["pinned"] == entry["bom"], "at the BOM version, only its facts come from the war"
         else:
             assert pluginlock.older(entry["pinned"], entry["bom"]), name
+
+
+def test_every_pin_behind_the_bom_is_justified_by_a_fact():
+    """Issue 21: a pin behind the BOM either names the snapshot that lacks the BOM release (its HEAD commit
+    and date), or steps back because a dependency's BOM version needs more than a pin so justified."""
+    lacking = re.compile(r"--fallback: (jenkinsci/[\w.-]+) snapshot \(HEAD [0-9a-f]{40} \(\d{4}-\d\d-\d\d\)\) has "
+                         r"no release tag of (\S+), nor commit [0-9a-f]{12}")
+    stepped = re.compile(r"dependency ([\w-]+):(\S+) is newer than the pinned \1:([^\s;]+)")
+    behind = {n: e for n, e in LOCK["overrides"].items() if e["pinned"] != e["bom"]}
+    assert behind
+    for name, entry in behind.items():
+        own = lacking.match(entry["reason"])
+        if own:
+            assert own[2] == entry["bom"], name
+            assert own[1] == PLUGINS[name]["source"]["repo"], name
+            continue
+        causes = stepped.findall(entry["reason"])
+        assert causes, (name, entry["reason"])
+        for dep, needed, pinned in causes:
+            assert dep in behind and behind[dep]["pinned"] == pinned, (name, dep)
+            assert pluginlock.older(pinned, needed), (name, dep)
 
 
 def test_pins_below_the_bom_come_only_from_an_explicit_fallback_recorded_in_the_header():

@@ -291,3 +291,36 @@ def test_the_generator_refuses_a_lock_with_a_published_advisory():
     assert advisories_of({"oidc": ["matrix-auth"]}, {"matrix-auth": "3.2.10"}, "2.568.2") == []
     [entry] = advisories_of({"oidc": ["matrix-auth"]}, {"matrix-auth": "3.2.8"}, "2.568.2")
     assert entry.startswith("matrix-auth: 3.2.8 is affected by SECURITY-3676")
+
+
+class _MatrixAuthTags(_WarOnly):
+    """The war, plus a matrix-auth repository whose newest tags straddle the bundled version."""
+
+    def has(self, repo):
+        return repo == "jenkinsci/matrix-auth-plugin"
+
+    def tags(self, repo):
+        assert repo == "jenkinsci/matrix-auth-plugin"
+        return ["matrix-auth-3.2.6", "matrix-auth-3.2.8", "matrix-auth-3.3.0-rc1", "matrix-auth-3.4", "v-unrelated"]
+
+
+def test_a_war_bundled_plugin_reads_its_jcasc_classes_at_its_newest_release_not_newer_than_the_war():
+    from jdagent.facts.plugins import Resolver, war_bundled_classes, war_bundled_fact
+
+    src = _MatrixAuthTags()
+    fact = war_bundled_classes(Resolver(src, "0.bom", "2.568.x"), war_bundled_fact(src, "2.568.2", "matrix-auth"))
+    assert fact.source["classes"] == {"repo": "jenkinsci/matrix-auth-plugin", "tag": "matrix-auth-3.2.8",
+                                      "version": "3.2.8"}
+    assert "read at matrix-auth-3.2.8" in fact.source["note"]
+
+
+def test_a_war_bundled_plugin_with_no_older_release_is_an_error():
+    from jdagent.facts.plugins import Resolver, war_bundled_classes, war_bundled_fact
+
+    class _OnlyNewer(_MatrixAuthTags):
+        def tags(self, repo):
+            return ["matrix-auth-3.4"]
+
+    src = _OnlyNewer()
+    with pytest.raises(SourceMissing, match=r"no release of matrix-auth at or before 3\.2\.10"):
+        war_bundled_classes(Resolver(src, "0.bom", "2.568.x"), war_bundled_fact(src, "2.568.2", "matrix-auth"))

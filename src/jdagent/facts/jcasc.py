@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     src = GitSources(args.sources, clone=args.clone)
     lock, facts = pluginlock.lock(), pluginlock.facts()
     pins = [(CORE_REPO, f"jenkins-{lock['core']}")]
-    plugin_sources = {n: f["source"] for n, f in facts["plugins"].items()}
+    # a war-bundled plugin's own source is in no snapshot: its classes come from the release its facts name
+    plugin_sources = {n: f["source"].get("classes", f["source"]) for n, f in facts["plugins"].items()}
     pins += sorted({(s["repo"], s["tag"]) for s in plugin_sources.values()})
     sc = SourceClasses.build(src, pins)
     for repo, tag in sorted({(s["repo"], s["tag"]) for s in plugin_sources.values()}):

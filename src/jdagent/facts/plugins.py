@@ -84,7 +84,7 @@ class Fact:
     version: str
     required_core: str
     dependencies: dict[str, dict[str, Any]]
-    source: dict[str, str]
+    source: dict[str, Any]
 
 
 class MissingRelease(SourceMissing):
@@ -423,6 +423,19 @@ def war_bundled_fact(src: GitSources, core: str, name: str) -> Fact:
                 "the core (an upper bound), dependencies are those the war's list names for it, optional ones unknown"})
 
 
+def war_bundled_classes(resolver: Resolver, fact: Fact) -> Fact:
+    """A war-bundled fact carries where its JCasC classes are read (`source.classes`): the plugin's newest
+    release not newer than the bundled one that the snapshots hold (jdagent.facts.jcasc reads it there)."""
+    repo = resolver.repo_of(fact.name)
+    newest = resolver.newest_available(fact.name, fact.version)
+    if newest is None:
+        raise SourceMissing(f"{repo}: no release of {fact.name} at or before {fact.version} to read its classes at")
+    tag = resolver.released(repo, fact.name)[newest]
+    fact.source["classes"] = {"repo": repo, "tag": tag, "version": newest}
+    fact.source["note"] += f"; its JCasC classes are read at {tag}, the newest release the snapshots hold"
+    return fact
+
+
 def advisories_of(sets: dict[str, list[str]], versions: dict[str, str], core: str) -> list[str]:
     """Published update-center security warnings (tests/unit/data/upstream/jenkins-warnings.yaml) that
     cover a pinned version or the core: the generator refuses to write such a lock."""
@@ -555,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         fact = war_bundled_fact(src, args.core, name)
         if name in line and line[name][1] != fact.version:
             raise SystemExit(f"--war-bundled {name}: the war bundles {fact.version}, the BOM line says {line[name][1]}")
-        facts[name] = fact
+        facts[name] = war_bundled_classes(resolver, fact)
         versions[name] = fact.version
         overrides[name] = {"bom": fact.version, "pinned": fact.version,
                            "reason": f"--war-bundled: facts from {CORE_REPO} {WAR_POM} at jenkins-{args.core}; "

@@ -175,7 +175,9 @@ def test_colliding_secret_keys_are_refused(secrets, expected):
 
 
 def test_admin_file_names_are_free_with_a_custom_realm():
+    matrix = {"globalMatrix": {"entries": [{"group": {"name": "admins", "permissions": ["Overall/Administer"]}}]}}
     manifest = render(overrides={"controller": {"jcasc": {"securityRealm": {"ldap": {"configurations": []}},
+                                                          "authorizationStrategy": matrix,
                                                           "secrets": [{"name": "a", "keys": ["jda-admin-password"]}]}}})
     sources = volume(controller_spec(manifest), "jcasc-secrets")["projected"]["sources"]
     assert [s["secret"]["name"] for s in sources] == ["a"]

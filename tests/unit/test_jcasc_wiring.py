@@ -183,6 +183,16 @@ def test_agent_namespace_is_labelled_privileged_only_when_created():
     assert not render().all("Namespace")
 
 
+def test_the_created_agent_namespace_outlives_the_release():
+    """Uninstall (helm.sh/resource-policy, helm pkg/kube/resource_policy.go) and Argo CD's prune and
+    Application deletion (sync-options Prune=false,Delete=false) leave it, with the Secrets put there."""
+    ns = render(values=[p for p in CI_VALUES if p.name == "agent-namespace-values.yaml"]).get("Namespace")
+    annotations = ns["metadata"]["annotations"]
+    assert annotations["helm.sh/resource-policy"] == "keep"
+    options = {o.strip() for o in annotations["argocd.argoproj.io/sync-options"].split(",")}
+    assert options == {"Prune=false", "Delete=false"}
+
+
 def test_network_policies_close_agent_ingress_and_open_the_listener_to_agents_only():
     manifest = render(values=[p for p in CI_VALUES if p.name == "agent-namespace-values.yaml"])
     agents = manifest.get("NetworkPolicy", suffix="-agents")

@@ -44,6 +44,20 @@ def test_notes_follow_the_values(args, expected):
         assert "Run the example job" not in text
 
 
+def test_notes_say_who_is_an_administrator_and_what_is_shared():
+    default = notes()
+    assert "Every signed-in user is an administrator (loggedInUsersCanDoAnything)" in default
+    assert "WARNING" not in default and "Idle pods are kept" not in default
+    realm = notes("--set", "controller.jcasc.securityRealm.ldap.server=ldap.example.internal",
+                  "--set", "controller.jcasc.authorizationStrategy.globalMatrix.entries[0].user.name=admin")
+    assert "Every signed-in user is an administrator" not in realm
+    assert "Permissions: controller.jcasc.authorizationStrategy (globalMatrix)" in realm
+    shared = notes("--set", "controller.numExecutors=2", "--set", "controller.allowBuildsOnController=true",
+                   "--set", "agent.idleMinutes=15")
+    assert "WARNING: 2 executor(s) on the controller (controller.numExecutors)" in shared
+    assert "Idle pods are kept 15 min (agent.idleMinutes)" in shared and "~/.docker registry logins" in shared
+
+
 def test_notes_read_the_test_log_where_the_test_pod_runs():
     """`helm test --logs` looks in the release namespace; with the agents elsewhere the log is fetched
     from the agent namespace instead."""

@@ -70,6 +70,18 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 
 {{- define "jda.validate.controller" -}}
 {{- $c := .Values.controller -}}
+{{- if and $c.jcasc.securityRealm (not $c.jcasc.authorizationStrategy) -}}
+{{- fail "controller.jcasc.securityRealm is set but controller.jcasc.authorizationStrategy is empty: the chart's default (loggedInUsersCanDoAnything) would make every user of that realm an administrator; set an authorizationStrategy, e.g. globalMatrix" -}}
+{{- end -}}
+{{- if hasKey ($c.jcasc.authorizationStrategy | default dict) "unsecured" -}}
+{{- fail "controller.jcasc.authorizationStrategy is unsecured: anyone who can reach Jenkins, signed in or not, is an administrator" -}}
+{{- end -}}
+{{- if and $c.jcasc.securityRealm (hasKey ($c.jcasc.authorizationStrategy | default dict) "loggedInUsersCanDoAnything") -}}
+{{- fail "controller.jcasc.authorizationStrategy is loggedInUsersCanDoAnything with controller.jcasc.securityRealm set: every user of that realm would be an administrator (the chart keeps it only with its local realm, whose one user is the admin); use globalMatrix or another strategy" -}}
+{{- end -}}
+{{- if and (gt (int $c.numExecutors) 0) (not $c.allowBuildsOnController) -}}
+{{- fail (printf "controller.numExecutors is %v: builds on the controller run as its own user beside JENKINS_HOME (secrets/, credentials.xml); set controller.allowBuildsOnController=true to accept that, or keep 0" $c.numExecutors) -}}
+{{- end -}}
 {{- range $key, $labels := dict "controller.podLabels" $c.podLabels "agent.podLabels" .Values.agent.podLabels -}}
 {{- range $l := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" -}}
 {{- if hasKey ($labels | default dict) $l -}}

@@ -64,6 +64,15 @@ def delete_namespace(cluster: Cluster, name: str) -> None:
     addons.recycle(cluster)
 
 
+def kept_namespaces(cluster: Cluster, release_namespace: str) -> list[str]:
+    """Namespaces that releases of `release_namespace` created and `helm uninstall` kept (the chart's
+    agent namespace carries helm.sh/resource-policy: keep), as the API server lists them."""
+    listed = json.loads(cluster.kubectl("get", "namespaces", "-o", "json").stdout)["items"]
+    return [n["metadata"]["name"] for n in listed
+            if (n["metadata"].get("annotations") or {}).get("meta.helm.sh/release-namespace") == release_namespace
+            and (n["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") == "keep"]
+
+
 def image_pull_failure(cluster: Cluster, namespace: str, image: str, timeout: float = 180) -> str | None:
     """Ask the kubelet for `image` with a pod of its own: None once a container of it starts, else the
     kubelet's reason and message for the failed pull."""

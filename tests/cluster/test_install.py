@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from jdagent.paths import CHART_DIR
-from tests.cluster.kube import delete_namespace, get_json, helm, namespace
+from tests.cluster.kube import delete_namespace, get_json, helm, kept_namespaces, namespace
 
 CASES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
 HELM3_CASES = {"default-values.yaml", "minimal-values.yaml", "agent-namespace-values.yaml"}
@@ -40,6 +40,11 @@ def everything(cluster, ns: str) -> set[str]:
 
 def rendered(manifest: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(manifest) if d]
+
+
+def creates_namespace(case) -> bool:
+    values = yaml.safe_load(case.read_text()) or {}
+    return bool(((values.get("agent") or {}).get("namespace") or {}).get("create"))
 
 
 def install_case(cluster, version: str, case) -> tuple[str, tuple[str, ...], list[dict]]:
@@ -71,8 +76,13 @@ def release_status(cluster, version: str, ns: str) -> str:
     return json.loads(helm(cluster, version, "status", RELEASE, "-n", ns, "-o", "json").stdout)["info"]["status"]
 
 
-def uninstall_and_check(cluster, version: str, release_ns: str, namespaces: tuple[str, ...]) -> None:
+def uninstall_and_check(cluster, version: str, release_ns: str, namespaces: tuple[str, ...],
+                        created: bool = False) -> None:
     helm(cluster, version, "uninstall", RELEASE, "-n", release_ns, "--wait", "--timeout", "3m")
+    if created:
+        # the agent namespace the release created outlives it (helm.sh/resource-policy: keep): the
+        # agents' claims and whatever else lives there are not removed by an uninstall
+        assert kept_namespaces(cluster, release_ns) == list(namespaces[1:]), namespaces
     left = {ns: everything(cluster, ns) for ns in namespaces
             if cluster.kubectl("get", "namespace", ns, check=False).returncode == 0}
     allowed = {f"persistentvolumeclaim/jenkins-home-{FULLNAME}-0"}
@@ -90,7 +100,7 @@ def test_every_ci_values_file_installs_and_uninstalls_with_helm_4(cluster, crds,
         for other in namespaces[1:]:
             labels = get_json(cluster, "get", "namespace", other)["metadata"]["labels"]
             assert labels.get("pod-security.kubernetes.io/enforce") == "privileged", labels
-        uninstall_and_check(cluster, "4", ns, namespaces)
+        uninstall_and_check(cluster, "4", ns, namespaces, creates_namespace(case))
     finally:
         helm(cluster, "4", "uninstall", RELEASE, "-n", ns, check=False)
         for other in reversed(namespaces):
@@ -103,7 +113,7 @@ def test_a_subset_installs_with_helm_3(cluster, crds, case):
     try:
         assert release_status(cluster, "3", ns) == "deployed"
         assert_admitted(cluster, ns, objects)
-        uninstall_and_check(cluster, "3", ns, namespaces)
+        uninstall_and_check(cluster, "3", ns, namespaces, creates_namespace(case))
     finally:
         helm(cluster, "3", "uninstall", RELEASE, "-n", ns, check=False)
         for other in reversed(namespaces):

@@ -260,23 +260,43 @@ def test_ingress_routes_to_the_ui_service_and_sets_the_public_url():
     assert ingress["spec"]["tls"] == [{"secretName": "jenkins-team-tls", "hosts": ["jenkins.team.example.com"]}]
     [rule] = ingress["spec"]["rules"]
     assert rule["host"] == "jenkins.team.example.com"
-    backend = rule["http"]["paths"][0]["backend"]["service"]
+    backend = rule["http"]["paths"][-1]["backend"]["service"]
     service = manifest.get("Service", name=backend["name"])
     assert backend["port"]["name"] in [p["name"] for p in service["spec"]["ports"]]
     assert manifest.jcasc()["unclassified"]["location"]["url"] == "https://jenkins.team.example.com/"
 
 
+def test_plain_http_at_the_edge_fails_the_render_naming_the_key():
+    """An Ingress host no tls entry names, a hostless Ingress without tls and an HTTPRoute without an
+    https controller.url each fail, naming the key; controller.allowPlainHttp accepts them."""
+    gw = {"enabled": True, "force": True, "parentRefs": [{"name": "gw"}]}
+    cases = {
+        "controller.ingress.hosts[1] (b.example)": {"ingress": {
+            "enabled": True, "hosts": ["a.example", "b.example"], "tls": [{"secretName": "t", "hosts": ["a.example"]}]}},
+        "controller.ingress.tls is empty": {"ingress": {"enabled": True}},
+        "controller.url is not https://": {"url": "http://ci.example/", "httpRoute": gw},
+    }
+    for message, controller in cases.items():
+        assert message in fails({"controller": controller}), message
+        render(overrides={"controller": {**controller, "allowPlainHttp": True}})
+    named = render(overrides={"controller": {"ingress": {
+        "enabled": True, "hosts": ["a.example"], "tls": [{"secretName": "t", "hosts": ["a.example"]}]}}})
+    assert named.jcasc()["unclassified"]["location"]["url"] == "https://a.example/"
+    assert render(overrides={"controller": {"url": "https://ci.example/", "httpRoute": gw}}).get("HTTPRoute")
+
+
 def test_an_ingress_without_tls_gives_an_http_url_and_an_explicit_url_wins():
-    plain = render(overrides={"controller": {"ingress": {"enabled": True, "hosts": ["ci.example"]}}})
+    plain = render(overrides={"controller": {"allowPlainHttp": True,
+                                             "ingress": {"enabled": True, "hosts": ["ci.example"]}}})
     assert plain.jcasc()["unclassified"]["location"]["url"] == "http://ci.example/"
-    explicit = render(overrides={"controller": {"url": "https://jenkins.example/", "ingress": {
+    explicit = render(overrides={"controller": {"url": "https://jenkins.example/", "allowPlainHttp": True, "ingress": {
         "enabled": True, "hosts": ["ci.example"]}}})
     assert explicit.jcasc()["unclassified"]["location"]["url"] == "https://jenkins.example/"
 
 
 def test_an_ingress_path_moves_jenkins_under_that_prefix_everywhere():
-    manifest = render(overrides={"controller": {"ingress": {"enabled": True, "hosts": ["ci.example"],
-                                                            "path": "/jenkins"}}})
+    manifest = render(overrides={"controller": {"allowPlainHttp": True, "ingress": {
+        "enabled": True, "hosts": ["ci.example"], "path": "/jenkins"}}})
     main = jenkins(manifest)
     assert env_of(main)[RUNTIME["jenkins-image"]["jenkins_opts_env"]] == "--prefix=/jenkins"
     assert "prefix" in RUNTIME["winstone"]["options"]
@@ -285,7 +305,32 @@ def test_an_ingress_path_moves_jenkins_under_that_prefix_everywhere():
     cloud = manifest.kubernetes_cloud()
     assert cloud["jenkinsUrl"].endswith(":8080/jenkins")
     assert manifest.jcasc()["unclassified"]["location"]["url"] == "http://ci.example/jenkins/"
-    assert manifest.get("Ingress")["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/jenkins"
+    paths = manifest.get("Ingress")["spec"]["rules"][0]["http"]["paths"]
+    assert [p["path"] for p in paths] == ["/jenkins/reload-configuration-as-code", "/jenkins"]
+
+
+def test_the_reload_endpoint_is_not_routed_at_the_edge():
+    """The Ingress sends the reload prefix (the longest match wins) to a Service of the chart whose
+    selector matches none of the chart's pods; the HTTPRoute has a rule for it with neither backendRefs
+    nor filters, which forwards nothing."""
+    manifest = render(values=CI["team"])
+    paths = manifest.get("Ingress")["spec"]["rules"][0]["http"]["paths"]
+    reload = [p for p in paths if p["path"].endswith("/reload-configuration-as-code")]
+    assert len(reload) == 1 and reload[0]["pathType"] == "Prefix"
+    target = reload[0]["backend"]["service"]["name"]
+    [closed_svc] = [s for s in manifest.all("Service") if s["metadata"]["name"] == target]
+    selector = closed_svc["spec"]["selector"]
+    pods = [w["spec"]["template"]["metadata"]["labels"] for w in manifest.all("StatefulSet")
+            + manifest.all("Deployment")]
+    assert pods and not any(selector.items() <= labels.items() for labels in pods), (selector, pods)
+    # agent pods (the plugin's templates) carry their own component; none is the closed Service's
+    assert f"component: {selector['app.kubernetes.io/component']}" not in yaml.safe_dump_all(
+        [o for o in manifest.all("ConfigMap")])
+    ui = [p for p in paths if p not in reload]
+    assert all(len(p["path"]) < len(reload[0]["path"]) for p in ui)
+    rules = render(values=CI["platform"]).get("HTTPRoute")["spec"]["rules"]
+    closed = [r for r in rules if r["matches"][0]["path"]["value"].endswith("/reload-configuration-as-code")]
+    assert len(closed) == 1 and "backendRefs" not in closed[0] and "filters" not in closed[0]
 
 
 def test_no_prefix_without_an_ingress():
@@ -295,10 +340,12 @@ def test_no_prefix_without_an_ingress():
 
 
 def test_httproute_needs_the_gateway_api_or_force():
-    overrides = {"controller": {"httpRoute": {"enabled": True, "parentRefs": [{"name": "gw"}]}}}
+    overrides = {"controller": {"url": "https://ci.example/", "httpRoute": {"enabled": True,
+                                                                            "parentRefs": [{"name": "gw"}]}}}
     assert "does not serve gateway.networking.k8s.io/v1 HTTPRoute" in fails(overrides)
     served = render(overrides=overrides, api_versions=[GATEWAY]).get("HTTPRoute")
-    forced = render(overrides={"controller": {"httpRoute": {**overrides["controller"]["httpRoute"], "force": True}}})
+    forced = render(overrides={"controller": {"url": "https://ci.example/", "httpRoute": {
+        **overrides["controller"]["httpRoute"], "force": True}}})
     assert served == forced.get("HTTPRoute")
 
 
@@ -308,7 +355,8 @@ def test_httproute_points_at_the_ui_service_port():
     assert route["spec"]["parentRefs"] == [{"name": "shared-gateway", "namespace": "gateway-system",
                                             "sectionName": "https"}]
     assert route["spec"]["hostnames"] == ["jenkins.platform.example.com"]
-    [rule] = route["spec"]["rules"]
+    reload, rule = route["spec"]["rules"]
+    assert reload == {"matches": [{"path": {"type": "PathPrefix", "value": "/reload-configuration-as-code"}}]}
     [backend] = rule["backendRefs"]
     service = manifest.get("Service", name=backend["name"])
     assert backend["port"] in [p["port"] for p in service["spec"]["ports"]]
@@ -317,7 +365,7 @@ def test_httproute_points_at_the_ui_service_port():
 
 def test_httproute_without_parents_is_refused():
     assert "controller.httpRoute.parentRefs is empty" in fails(
-        {"controller": {"httpRoute": {"enabled": True, "force": True}}})
+        {"controller": {"url": "https://ci.example/", "httpRoute": {"enabled": True, "force": True}}})
 
 
 # --- scheduling, metadata, day 2, escape hatches -------------------------------------------------------

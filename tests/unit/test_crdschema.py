@@ -12,7 +12,7 @@ from jdagent.chart import crdschema
 from jdagent.chart.kubeschema import validation_errors
 from jdagent.chart.render import render
 
-ROUTE = render(overrides={"controller": {"httpRoute": {"enabled": True, "force": True,
+ROUTE = render(overrides={"controller": {"url": "https://ci.example/", "httpRoute": {"enabled": True, "force": True,
                                                         "parentRefs": [{"name": "gw"}], "hostnames": ["ci.example"]}}}
                ).get("HTTPRoute")
 
@@ -24,7 +24,7 @@ def test_the_rendered_route_is_valid():
 
 @pytest.mark.parametrize("mutate,where", [
     (lambda r: r["spec"].update(hostname=["typo"]), "'hostname' was unexpected"),
-    (lambda r: r["spec"]["rules"][0]["backendRefs"][0].update(port="http"), "backendRefs/0/port"),
+    (lambda r: r["spec"]["rules"][1]["backendRefs"][0].update(port="http"), "rules/1/backendRefs/0/port"),
     (lambda r: r["spec"]["rules"][0]["matches"][0]["path"].update(type="Glob"), "matches/0/path/type"),
     (lambda r: r["spec"].update(hostnames=["UPPER_case"]), "hostnames/0"),
     (lambda r: r["metadata"].update(labelz={"a": "b"}), "metadata"),

@@ -70,6 +70,23 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 
 {{- define "jda.validate.controller" -}}
 {{- $c := .Values.controller -}}
+{{- if and $c.ingress.enabled (not $c.allowPlainHttp) -}}
+{{- $named := list -}}
+{{- range $c.ingress.tls }}{{ $named = concat $named (.hosts | default list) }}{{ end -}}
+{{- if not $c.ingress.hosts -}}
+{{- if not $c.ingress.tls -}}
+{{- fail "controller.ingress.tls is empty: the Ingress would serve the UI and the admin login over plain HTTP; add a TLS entry, or set controller.allowPlainHttp=true" -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $host := $c.ingress.hosts -}}
+{{- if not (has $host $named) -}}
+{{- fail (printf "controller.ingress.hosts[%d] (%s) is named by no controller.ingress.tls entry: the UI and the admin login would be served over plain HTTP; add it to a tls entry's hosts, or set controller.allowPlainHttp=true" $i $host) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $c.httpRoute.enabled (not $c.allowPlainHttp) (not (hasPrefix "https://" $c.url)) -}}
+{{- fail "controller.httpRoute is enabled but controller.url is not https://: the chart cannot see the Gateway listener, so say the route is served over TLS with an https controller.url, or set controller.allowPlainHttp=true" -}}
+{{- end -}}
 {{- if and $c.jcasc.securityRealm (not $c.jcasc.authorizationStrategy) -}}
 {{- fail "controller.jcasc.securityRealm is set but controller.jcasc.authorizationStrategy is empty: the chart's default (loggedInUsersCanDoAnything) would make every user of that realm an administrator; set an authorizationStrategy, e.g. globalMatrix" -}}
 {{- end -}}

@@ -272,7 +272,8 @@ def test_plain_http_at_the_edge_fails_the_render_naming_the_key():
     gw = {"enabled": True, "force": True, "parentRefs": [{"name": "gw"}]}
     cases = {
         "controller.ingress.hosts[1] (b.example)": {"ingress": {
-            "enabled": True, "hosts": ["a.example", "b.example"], "tls": [{"secretName": "t", "hosts": ["a.example"]}]}},
+            "enabled": True, "hosts": ["a.example", "b.example"],
+            "tls": [{"secretName": "t", "hosts": ["a.example"]}]}},
         "controller.ingress.tls is empty": {"ingress": {"enabled": True}},
         "controller.url is not https://": {"url": "http://ci.example/", "httpRoute": gw},
     }

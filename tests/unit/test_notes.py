@@ -47,7 +47,7 @@ def test_notes_follow_the_values(args, expected):
 def test_notes_say_who_is_an_administrator_and_what_is_shared():
     default = notes()
     assert "Every signed-in user is an administrator (loggedInUsersCanDoAnything)" in default
-    assert "WARNING" not in default and "Idle pods are kept" not in default
+    assert "executor(s) on the controller" not in default and "Idle pods are kept" not in default
     realm = notes("--set", "controller.jcasc.securityRealm.ldap.server=ldap.example.internal",
                   "--set", "controller.jcasc.authorizationStrategy.globalMatrix.entries[0].user.name=admin")
     assert "Every signed-in user is an administrator" not in realm
@@ -69,3 +69,13 @@ def test_notes_read_the_test_log_where_the_test_pod_runs():
     assert pod["metadata"]["name"] == "ci-jenkins-dind-agent-dind-build-test"
     assert pod["metadata"]["namespace"] == "ci-agents"
     assert pod["spec"]["containers"][0]["name"] == "jnlp"
+
+
+def test_notes_warn_when_builds_may_land_on_any_node_and_name_the_pool_when_set():
+    warning = "WARNING: build pods may land on any node"
+    assert warning in notes()
+    pooled = notes("--set", "agent.nodePool.key=ci.example.com/pool", "--set", "agent.nodePool.value=builds")
+    assert warning not in pooled
+    assert "node pool ci.example.com/pool=builds" in pooled
+    assert "(ci.example.com/pool=builds:NoSchedule)" in pooled
+    assert warning not in notes("--set", "agent.nodeSelector.role=ci")

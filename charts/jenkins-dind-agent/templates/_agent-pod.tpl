@@ -413,13 +413,19 @@ priorityClassName: {{ . }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- $nodeSelector := $a.nodeSelector -}}
-{{- if eq .mode "plain" }}{{ $nodeSelector = merge (deepCopy (.template.nodeSelector | default dict)) $a.nodeSelector }}{{ end }}
+{{- $pool := $a.nodePool -}}
+{{- $nodeSelector := deepCopy ($a.nodeSelector | default dict) -}}
+{{- if eq .mode "plain" }}{{ $nodeSelector = merge (deepCopy (.template.nodeSelector | default dict)) $nodeSelector }}{{ end }}
+{{- if $pool.key }}{{ $_ := set $nodeSelector $pool.key $pool.value }}{{ end -}}
 {{- with $nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $a.tolerations }}
+{{- $tolerations := $a.tolerations | default list -}}
+{{- if $pool.key }}
+{{- $tolerations = append $tolerations (dict "key" $pool.key "operator" "Equal" "value" $pool.value "effect" $pool.taintEffect) -}}
+{{- end }}
+{{- with $tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}

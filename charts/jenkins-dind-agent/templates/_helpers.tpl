@@ -235,3 +235,22 @@ checkov.io/skip1: CKV_K8S_40=uid 1000 owns the cache volume (fsGroup); no image 
 checkov.io/skip2: CKV_K8S_35=Distribution takes upstream credentials only from its config or REGISTRY_PROXY_* variables; both come from a Secret
 {{- end }}
 {{- end -}}
+
+{{/* controller.affinity plus, unless controller.agentAntiAffinity is none, a pod anti-affinity term
+against the label the Kubernetes plugin puts on every pod it starts (KubernetesCloud.DEFAULT_POD_LABELS,
+jenkins=slave: the chart sets no cloud podLabels), so Jenkinsfile-defined pods count as well. */}}
+{{- define "jda.controllerAffinity" -}}
+{{- $c := .Values.controller -}}
+{{- $affinity := deepCopy ($c.affinity | default dict) -}}
+{{- if ne $c.agentAntiAffinity "none" -}}
+{{- $term := dict "labelSelector" (dict "matchLabels" (dict "jenkins" "slave")) "namespaces" (list (include "jda.agentNamespace" .)) "topologyKey" "kubernetes.io/hostname" -}}
+{{- $anti := $affinity.podAntiAffinity | default dict -}}
+{{- if eq $c.agentAntiAffinity "required" -}}
+{{- $_ := set $anti "requiredDuringSchedulingIgnoredDuringExecution" (append ($anti.requiredDuringSchedulingIgnoredDuringExecution | default list) $term) -}}
+{{- else -}}
+{{- $_ := set $anti "preferredDuringSchedulingIgnoredDuringExecution" (append ($anti.preferredDuringSchedulingIgnoredDuringExecution | default list) (dict "weight" 100 "podAffinityTerm" $term)) -}}
+{{- end -}}
+{{- $_ := set $affinity "podAntiAffinity" $anti -}}
+{{- end -}}
+{{- with $affinity }}{{ toYaml . }}{{ end -}}
+{{- end -}}

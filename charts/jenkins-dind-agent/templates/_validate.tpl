@@ -132,6 +132,14 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 
 {{- define "jda.validate.agent" -}}
 {{- $a := .Values.agent -}}
+{{- if and $a.nodePool.value (not $a.nodePool.key) -}}
+{{- fail "agent.nodePool.value is set but agent.nodePool.key is empty: name the node label (and taint) key of the build pool" -}}
+{{- end -}}
+{{- if and $a.nodePool.key (hasKey ($a.nodeSelector | default dict) $a.nodePool.key) -}}
+{{- if ne (index $a.nodeSelector $a.nodePool.key) $a.nodePool.value -}}
+{{- fail (printf "agent.nodeSelector.%s contradicts agent.nodePool (%s=%s): no node could match both; set the pool in agent.nodePool only" $a.nodePool.key $a.nodePool.key $a.nodePool.value) -}}
+{{- end -}}
+{{- end -}}
 {{- if and (not $a.dind.privileged) (not $a.runtimeClassName) -}}
 {{- fail "agent.dind.privileged is false but agent.runtimeClassName is empty: dockerd needs privileges unless a runtime such as Sysbox (sysbox-runc) isolates it; name that RuntimeClass" -}}
 {{- end -}}

@@ -20,6 +20,7 @@ from jdagent.paths import CHART_DIR
 
 SCRIPT = CHART_DIR / "files" / "install-plugins.sh"
 CLI = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "jenkins-plugin-cli.yaml").read_text())
+RUNTIME = yaml.safe_load((Path(__file__).parent / "data" / "upstream" / "jenkins-runtime.yaml").read_text())
 
 FAKE_CLI = r"""#!/bin/sh
 # fake jenkins-plugin-cli: log the arguments and the environment it reads, leave temporary files where the
@@ -147,6 +148,10 @@ def test_a_directory_that_drifted_from_the_lock_is_reinstalled_clean(env, change
     expected = {"alpha": "1.1" if change == "list" else "1.0", "beta": "2.0"}
     assert jpis(env) == expected
     assert not list(plugins.glob("*.bak"))
+    # ... and what was there is kept aside, not deleted
+    [previous] = list(Path(f"{env['PLUGIN_DIR']}.jda-previous").iterdir())
+    assert f"the previous plugin directory is in {previous}" in proc.stdout
+    assert (previous / "alpha.jpi").exists()
 
 
 def test_a_failed_install_leaves_no_stamp_so_the_next_start_retries(env):
@@ -362,3 +367,67 @@ def test_an_empty_login_file_is_refused(env, tmp_path):
     proc = run(env, **MIRROR, UC_CREDENTIALS_FILE=str(login))
     assert proc.returncode != 0 and "credentialsSecret" in proc.stderr
     assert calls(env) == []
+
+
+# --- nothing is lost on a reinstall -------------------------------------------------------------------
+def test_a_newer_installed_plugin_stops_the_reinstall_unless_a_downgrade_is_allowed(env):
+    """An update applied in the UI (a real archive with a newer Plugin-Version) is not silently replaced
+    by the list's older pin: the script names it and changes nothing; ALLOW_DOWNGRADE=true goes on."""
+    run(env)
+    plugins = Path(env["PLUGIN_DIR"])
+    time.sleep(1.1)
+    jpi(plugins / "alpha.jpi", "1.10.v0123abcd")  # newer than the pin 1.0 by its numbers, not as text
+    jpi(plugins / "beta.jpi", "2.0")
+    refused = run(env)
+    assert refused.returncode != 0
+    assert "alpha: installed 1.10.v0123abcd, the list pins 1.0" in refused.stderr, refused.stderr
+    assert "beta:" not in refused.stderr and "controller.plugins.allowDowngrade=true" in refused.stderr
+    assert len(calls(env)) == 1 and not Path(f"{env['PLUGIN_DIR']}.jda-previous").exists()
+    assert (plugins / ".jda-plugins.sha256").exists(), "nothing was changed"
+    allowed = run(env, ALLOW_DOWNGRADE="true")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "downgrading, as controller.plugins.allowDowngrade allows" in allowed.stdout
+    assert jpis(env)["alpha"] == "1.0"
+
+
+@pytest.mark.parametrize("installed,pin,newer", [
+    ("2.17.0", "2.16.1", True), ("2.16.1", "2.17.0", False), ("2.17.1", "2.17", True),
+    ("4424.vb_59f230b_ce53", "4423.v1234", True), ("1.131.v7199556c3004", "1.131.v99", False),
+    ("1.0", "1.0", False),
+])
+def test_versions_are_ordered_by_their_leading_numbers(env, installed, pin, newer):
+    Path(env["PLUGINS_TXT"]).write_text(f"alpha:{pin}\n")
+    plugins = Path(env["PLUGIN_DIR"])
+    plugins.mkdir(parents=True)
+    jpi(plugins / "alpha.jpi", installed)
+    proc = run(env)
+    assert (proc.returncode != 0) == newer, (proc.stdout, proc.stderr)
+
+
+def test_disabled_markers_survive_a_reinstall_and_do_not_trigger_one(env):
+    """Jenkins reads plugins/<archive>.disabled (ClassicPluginStrategy at jenkins-2.568.2)."""
+    suffix = RUNTIME["jenkins-core"]["disabled_marker"]["suffix"]
+    assert suffix == ".disabled" and "unzip" in RUNTIME["jenkins-image"]["packages"]
+    run(env)
+    plugins = Path(env["PLUGIN_DIR"])
+    time.sleep(1.1)
+    (plugins / f"beta.jpi{suffix}").touch()
+    kept = run(env)
+    assert kept.returncode == 0 and "nothing to install" in kept.stdout, kept.stdout
+    (plugins / "gone.jpi.disabled").touch()
+    Path(env["PLUGINS_TXT"]).write_text("alpha:1.1\nbeta:2.0\n")
+    proc = run(env)
+    assert proc.returncode == 0, proc.stderr
+    assert "beta stays disabled" in proc.stdout
+    assert (plugins / "beta.jpi.disabled").exists() and not (plugins / "gone.jpi.disabled").exists()
+    assert "nothing to install" in run(env).stdout
+
+
+def test_only_the_newest_three_previous_directories_are_kept(env):
+    for version in range(5):
+        Path(env["PLUGINS_TXT"]).write_text(f"alpha:1.{version}\n")
+        assert run(env).returncode == 0
+    aside = sorted(p.name for p in Path(f"{env['PLUGIN_DIR']}.jda-previous").iterdir())
+    assert len(aside) == 3, aside
+    newest = Path(f"{env['PLUGIN_DIR']}.jda-previous") / aside[-1] / "alpha.jpi"
+    assert newest.read_text().strip() == "1.3"

@@ -241,8 +241,11 @@ def test_init_container_runs_the_installer_with_a_closed_list():
     assert init["command"] == ["/bin/sh", "/var/jenkins_config/install-plugins.sh"]
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env == {"PLUGINS_TXT": "/var/jenkins_config/plugins.txt", "PLUGIN_DIR": "/var/jenkins_home/plugins",
-                   "PLUGIN_SOURCE": "updateCenter",
+                   "PLUGIN_SOURCE": "updateCenter", "ALLOW_DOWNGRADE": "false",
                    "JAVA_OPTS": "-XX:MaxRAMPercentage=75"}, "jenkins-plugin-cli.sh hands JAVA_OPTS to its JVM"
+    allowed = render(overrides={"controller": {"plugins": {"allowDowngrade": True}}}).get("StatefulSet")
+    assert {"name": "ALLOW_DOWNGRADE", "value": "true"} in container(allowed["spec"]["template"]["spec"],
+                                                                     "install-plugins")["env"]
     mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
     assert mounts["/var/jenkins_home"] == "jenkins-home" and mounts["/var/jenkins_config"] == "config"
     cm = manifest.get("ConfigMap", suffix="-config")["data"]

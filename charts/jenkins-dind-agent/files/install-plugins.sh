@@ -2,9 +2,10 @@
 # Install exactly the plugins listed in $PLUGINS_TXT ("id:version" lines) into $PLUGIN_DIR.
 # The list is the chart's closed plugin lock: every dependency is pinned, so jenkins-plugin-cli runs
 # with `--latest false` and resolves nothing at pod start. jenkins-plugin-cli never downgrades and
-# leaves foreign plugins alone, so a directory that does not match the list is cleaned first
-# (`--clean-download-directory`). A directory that matches (same list, same files, nothing changed
-# since) is kept as it is, so restarts do not download anything.
+# leaves foreign plugins alone, so a directory that does not match the list is emptied first (moved
+# aside, see below; `--clean-download-directory` then finds nothing to delete). A directory that
+# matches (same list, same files, nothing changed since but .disabled markers) is kept as it is, so
+# restarts do not download anything.
 #
 # PLUGIN_SOURCE=updateCenter (default): jenkins-plugin-cli downloads the list. It reads JENKINS_UC,
 #   JENKINS_PLUGIN_INFO, JENKINS_UC_DOWNLOAD_URL and JENKINS_UC_CREDENTIALS itself (a mirror; the login
@@ -17,6 +18,13 @@
 #   named and the script fails; then they are copied into $PLUGIN_DIR.
 # CA_DIR (optional): PEM files whose certificates are added to the JDK's CA list in the PKCS12
 #   truststore $TRUSTSTORE, which JAVA_OPTS names for jenkins-plugin-cli and Jenkins.
+#
+# Nothing is lost on a reinstall: before it, a plugin installed at a newer version than the list's (an
+# update applied in the UI, an adopted home) stops the script, naming each one, unless
+# ALLOW_DOWNGRADE=true (controller.plugins.allowDowngrade). The directory's contents are then moved to
+# $PLUGIN_DIR.jda-previous/<UTC time>/ (the newest $KEEP_PREVIOUS, default 3, are kept), and the
+# <id>.jpi.disabled markers of plugins the list still holds (Jenkins' ClassicPluginStrategy reads
+# <archive>.disabled) are put back, so a plugin an admin disabled stays disabled.
 set -eu
 : "${PLUGINS_TXT:?}" "${PLUGIN_DIR:?}"
 source=${PLUGIN_SOURCE:-updateCenter}
@@ -113,18 +121,67 @@ elif [ "$(cat "$stamp")" != "$want" ]; then
   reason="the plugin list changed"
 elif [ "$present" != "$expected" ]; then
   reason="the directory holds other plugins than the list"
-elif [ -n "$(find "$PLUGIN_DIR" -maxdepth 1 -type f \( -name '*.bak' -o -newer "$stamp" \) ! -name '.jda-*' | head -n 1)" ]; then
+elif [ -n "$(find "$PLUGIN_DIR" -maxdepth 1 -type f \( -name '*.bak' -o -newer "$stamp" \) ! -name '.jda-*' ! -name '*.disabled' | head -n 1)" ]; then
   reason="plugins were changed after the last install"
 fi
 if [ -z "$reason" ]; then
   log "the $count installed plugins match the lock ($want); nothing to install"
   exit 0
 fi
+
+# --- nothing newer is replaced by an older pin unless allowed ---------------------------------------
+# Jenkins plugin versions compared by their leading numeric parts (1.131.v7199556c3004 -> 1 131); where
+# those are equal the two are not ordered, and no downgrade is claimed.
+newer=""
+if command -v unzip >/dev/null 2>&1; then
+  for f in "$PLUGIN_DIR"/*.jpi "$PLUGIN_DIR"/*.hpi; do
+    [ -f "$f" ] || continue
+    name=${f##*/}
+    id=${name%.?pi}
+    pin=$(sed -n "s/^$id:\(.*\)$/\1/p" "$PLUGINS_TXT" | head -n 1)
+    [ -n "$pin" ] || continue
+    got=$(plugin_version "$f")
+    [ -n "$got" ] || continue
+    if awk -v a="$got" -v b="$pin" 'function lead(v, out,   n, i, parts, k) {
+        n = split(v, parts, /[.-]/); k = 0
+        for (i = 1; i <= n && parts[i] ~ /^[0-9]+$/; i++) out[++k] = parts[i] + 0
+        return k }
+      BEGIN { na = lead(a, x); nb = lead(b, y); m = na > nb ? na : nb
+        for (i = 1; i <= m; i++) { if ((x[i] + 0) > (y[i] + 0)) exit 0; if ((x[i] + 0) < (y[i] + 0)) exit 1 }
+        exit 1 }'; then
+      newer="$newer
+  $id: installed $got, the list pins $pin"
+    fi
+  done
+else
+  log "unzip not found: the installed plugins' versions cannot be read, so downgrades are not checked"
+fi
+if [ -n "$newer" ]; then
+  if [ "${ALLOW_DOWNGRADE:-false}" = true ]; then
+    log "downgrading, as controller.plugins.allowDowngrade allows:$newer"
+  else
+    die "the plugin directory holds newer versions than the list would install ($reason):$newer
+Pin them in controller.additionalPlugins (id:version), or set controller.plugins.allowDowngrade=true to install the list's versions; nothing was changed."
+  fi
+fi
+
+# --- the old directory is moved aside, not deleted -----------------------------------------------
 rm -f "$stamp"
+previous=""
+if [ -n "$(find "$PLUGIN_DIR" -mindepth 1 -maxdepth 1 | head -n 1)" ]; then
+  aside="${PLUGIN_DIR%/}.jda-previous"
+  previous="$aside/$(date -u +%Y%m%dT%H%M%SZ)"
+  [ ! -e "$previous" ] || previous="$previous.$$"
+  mkdir -p "$previous"
+  find "$PLUGIN_DIR" -mindepth 1 -maxdepth 1 -exec mv {} "$previous"/ \;
+  log "the previous plugin directory is in $previous"
+  keep=${KEEP_PREVIOUS:-3}
+  ls -1 "$aside" | sort | awk -v keep="$keep" '{ all[NR] = $0 } END { for (i = 1; i <= NR - keep; i++) print all[i] }' \
+    | while read -r old; do rm -rf "${aside:?}/$old"; log "removed the older copy $aside/$old"; done
+fi
 
 if [ "$source" = image ]; then
   log "copying $count plugins from controller.image ($reason)"
-  find "$PLUGIN_DIR" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
   for f in "$dir"/*.jpi "$dir"/*.hpi; do
     [ -f "$f" ] || continue
     name=${f##*/}
@@ -145,6 +202,16 @@ else
   JAVA_OPTS="${JAVA_OPTS:-} -Djava.io.tmpdir=$work" CACHE_DIR="$work/cache" \
     jenkins-plugin-cli --plugin-file "$PLUGINS_TXT" --plugin-download-directory "$PLUGIN_DIR" \
     --clean-download-directory --latest false --verbose
+fi
+if [ -n "$previous" ]; then
+  for marker in "$previous"/*.jpi.disabled "$previous"/*.hpi.disabled; do
+    [ -f "$marker" ] || continue
+    name=${marker##*/}
+    id=${name%.?pi.disabled}
+    case " $expected" in
+      *" $id "*) : > "$PLUGIN_DIR/$id.jpi.disabled"; log "$id stays disabled (its .disabled marker is kept)" ;;
+    esac
+  done
 fi
 printf '%s\n' "$want" > "$stamp"
 log "$count plugins installed"

@@ -194,27 +194,48 @@ def test_the_created_agent_namespace_outlives_the_release():
 
 
 def test_network_policies_close_agent_ingress_and_open_the_listener_to_agents_only():
+    """In an agent namespace of its own every pod is an agent's (Jenkinsfile podTemplates included):
+    the policy selects the whole namespace, and the listener admits that namespace."""
     manifest = render(values=[p for p in CI_VALUES if p.name == "agent-namespace-values.yaml"])
-    agents = manifest.get("NetworkPolicy", suffix="-agents")
-    assert agents["metadata"]["namespace"] == "ci-agents"
+    [agents] = [n for n in manifest.all("NetworkPolicy") if n["metadata"]["namespace"] == "ci-agents"]
+    assert agents["metadata"]["name"].endswith("-agents")
     assert agents["spec"]["policyTypes"] == ["Ingress"] and agents["spec"]["ingress"] == []
-    pod_labels = manifest.agent_pod()["metadata"]["labels"]
-    controller_labels = manifest.get("StatefulSet")["spec"]["template"]["metadata"]["labels"]
-    selector = agents["spec"]["podSelector"]["matchLabels"]
-    # exactly the agents: an empty or partial selector would also match the controller
-    assert selector == {"app.kubernetes.io/name": "jenkins-dind-agent", "app.kubernetes.io/instance": "ci",
-                        "app.kubernetes.io/component": "agent"}
-    assert selector.items() <= pod_labels.items() and not selector.items() <= controller_labels.items()
-    assert manifest.test_pod()["metadata"]["labels"].items() >= selector.items()
+    assert agents["spec"]["podSelector"] == {}, "every pod of the agent namespace"
     ctl = manifest.get("NetworkPolicy", suffix="-controller")["spec"]
+    controller_labels = manifest.get("StatefulSet")["spec"]["template"]["metadata"]["labels"]
     assert ctl["podSelector"]["matchLabels"].items() <= controller_labels.items()
-    assert not ctl["podSelector"]["matchLabels"].items() <= pod_labels.items(), "selects the controller only"
     listener = [r for r in ctl["ingress"] if any(p["port"] == "agent-listener" for p in r["ports"])]
     assert len(listener) == 1
-    peer = listener[0]["from"][0]
-    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ci-agents"}
-    assert peer["podSelector"]["matchLabels"] == selector, "the listener admits exactly the agents"
+    assert listener[0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ci-agents"}}}]
     assert not render(overrides={"networkPolicy": {"enabled": False}}).all("NetworkPolicy")
+
+
+def test_beside_the_controller_the_policies_select_the_agents_and_every_pod_the_plugin_starts():
+    """Sharing the release namespace, the policies select the chart's agent pods and, by the label the
+    Kubernetes plugin puts on every pod it starts (jenkins=slave), Jenkinsfile-defined ones; neither
+    selector matches the controller or the mirror."""
+    manifest = render(overrides={"mirror": {"enabled": True}})
+    policies = {n["metadata"]["name"].removeprefix("ci-jenkins-dind-agent-"): n["spec"]
+                for n in manifest.all("NetworkPolicy")}
+    assert set(policies) == {"agents", "agents-plugin-pods", "controller", "mirror"}
+    selectors = [policies["agents"]["podSelector"]["matchLabels"],
+                 policies["agents-plugin-pods"]["podSelector"]["matchLabels"]]
+    assert selectors[0] == {"app.kubernetes.io/name": "jenkins-dind-agent", "app.kubernetes.io/instance": "ci",
+                            "app.kubernetes.io/component": "agent"}
+    assert selectors[1] == {"jenkins": "slave"}
+    assert selectors[0].items() <= manifest.agent_pod()["metadata"]["labels"].items()
+    assert manifest.test_pod()["metadata"]["labels"].items() >= selectors[0].items()
+    others = [w["spec"]["template"]["metadata"]["labels"] for w in manifest.all("StatefulSet")
+              + manifest.all("Deployment")]
+    assert len(others) == 2
+    assert not any(sel.items() <= labels.items() for sel in selectors for labels in others)
+    for name in ("agents", "agents-plugin-pods"):
+        assert policies[name]["policyTypes"] == ["Ingress"] and policies[name]["ingress"] == []
+    [listener] = [r for r in policies["controller"]["ingress"]
+                  if any(p["port"] == "agent-listener" for p in r["ports"])]
+    assert [peer["podSelector"]["matchLabels"] for peer in listener["from"]] == selectors
+    assert all(peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ci"}
+               for peer in listener["from"])
 
 
 def test_embedded_files_survive_jcasc_and_groovy():

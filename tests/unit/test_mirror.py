@@ -253,11 +253,17 @@ def test_only_agent_pods_reach_the_mirror():
     assert policy["podSelector"]["matchLabels"] and policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["policyTypes"] == ["Ingress"]
     [rule] = policy["ingress"]
-    [peer] = rule["from"]
-    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "builds"}
-    agent_labels = manifest.agent_pod()["metadata"]["labels"]
-    assert peer["podSelector"]["matchLabels"] and peer["podSelector"]["matchLabels"].items() <= agent_labels.items()
+    # an agent namespace of its own: every pod there is an agent's (Jenkinsfile podTemplates included)
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "builds"}}}]
     assert rule["ports"] == [{"port": "registry", "protocol": "TCP"}]
+    # beside the controller: the chart's agents and the plugin's pods, never the controller itself
+    shared = mirror()
+    [rule] = shared.get("NetworkPolicy", suffix="-mirror")["spec"]["ingress"]
+    selectors = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+    agent_labels = shared.agent_pod()["metadata"]["labels"]
+    assert selectors[0].items() <= agent_labels.items() and selectors[1] == {"jenkins": "slave"}
+    controller = shared.get("StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    assert not any(sel.items() <= controller.items() for sel in selectors)
 
 
 def test_mirror_pod_is_locked_down():

@@ -254,3 +254,54 @@ jenkins=slave: the chart sets no cloud podLabels), so Jenkinsfile-defined pods c
 {{- end -}}
 {{- with $affinity }}{{ toYaml . }}{{ end -}}
 {{- end -}}
+
+{{/* An IPv4 address as a number. */}}
+{{- define "jda.ipv4" -}}
+{{- $o := splitList "." . -}}
+{{- add (mul (atoi (index $o 0)) 16777216) (mul (atoi (index $o 1)) 65536) (mul (atoi (index $o 2)) 256) (atoi (index $o 3)) -}}
+{{- end -}}
+
+{{/* "true" when the IPv4 CIDR .cidr covers the address .ip (both as written in a NetworkPolicy). */}}
+{{- define "jda.cidrCovers" -}}
+{{- $c := splitList "/" .cidr -}}
+{{- $bits := ternary (atoi (index $c 1)) 32 (eq (len $c) 2) -}}
+{{- $size := 1 -}}
+{{- range until (int (sub 32 $bits)) }}{{ $size = mul $size 2 }}{{ end -}}
+{{- if eq (div (include "jda.ipv4" (index $c 0) | atoi) $size) (div (include "jda.ipv4" .ip | atoi) $size) }}true{{ end -}}
+{{- end -}}
+
+{{/* The addresses agent egress never opens: the link-local metadata address and the API server's
+(networkPolicy.agentEgress.apiServerAddresses). Not looked up in the cluster: a lookup in the default
+namespace fails the install of anyone who may not read it, and a GitOps render has no cluster. */}}
+{{- define "jda.egressDenied" -}}
+{{- $out := list "169.254.169.254" -}}
+{{- $out = concat $out (.Values.networkPolicy.agentEgress.apiServerAddresses | default list) -}}
+{{- toJson (uniq $out) -}}
+{{- end -}}
+
+{{/* Which pods are agents, as NetworkPolicy peers (one per entry, JSON {name, labels}): in a namespace
+of their own, every pod there (Jenkinsfile podTemplates included); beside the controller, the chart's
+agent labels and, separately, the label the Kubernetes plugin puts on every pod it starts
+(jenkins=slave, KubernetesCloud.DEFAULT_POD_LABELS). */}}
+{{- define "jda.agentSelectors" -}}
+{{- if ne (include "jda.agentNamespace" .) .Release.Namespace -}}
+{{- toJson (list (dict "name" "agents" "labels" dict)) -}}
+{{- else -}}
+{{- toJson (list (dict "name" "agents" "labels" (include "jda.agentSelectorLabels" . | fromYaml)) (dict "name" "agents-plugin-pods" "labels" (dict "jenkins" "slave"))) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* NetworkPolicy `from`/`to` peers for the agent pods of jda.agentSelectors. */}}
+{{- define "jda.agentPeers" -}}
+{{- $ns := include "jda.agentNamespace" . -}}
+{{- range include "jda.agentSelectors" . | fromJsonArray }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ $ns }}
+  {{- with .labels }}
+  podSelector:
+    matchLabels:
+      {{- toYaml . | nindent 6 }}
+  {{- end }}
+{{- end }}
+{{- end -}}

@@ -132,6 +132,33 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 
 {{- define "jda.validate.agent" -}}
 {{- $a := .Values.agent -}}
+{{- $eg := .Values.networkPolicy.agentEgress -}}
+{{- if and $eg.extraRules (not (and .Values.networkPolicy.enabled $eg.enabled)) -}}
+{{- fail "networkPolicy.agentEgress.extraRules is set but networkPolicy.agentEgress.enabled (with networkPolicy.enabled) is off: the rules would open nothing, since egress is not restricted" -}}
+{{- end -}}
+{{- $denied := include "jda.egressDenied" . | fromJsonArray -}}
+{{- range $i, $rule := $eg.extraRules -}}
+{{- range $j, $peer := ($rule.to | default list) -}}
+{{- with $peer.ipBlock -}}
+{{- $block := . -}}
+{{- if not (regexMatch "^[0-9]{1,3}(\\.[0-9]{1,3}){3}(/([0-9]|[12][0-9]|3[0-2]))?$" $block.cidr) -}}
+{{- if not (contains ":" $block.cidr) -}}
+{{- fail (printf "networkPolicy.agentEgress.extraRules[%d].to[%d].ipBlock.cidr (%s) is not an IPv4 or IPv6 CIDR" $i $j $block.cidr) -}}
+{{- end -}}
+{{- else -}}
+{{- range $ip := $denied -}}
+{{- if include "jda.cidrCovers" (dict "cidr" $block.cidr "ip" $ip) -}}
+{{- $excepted := false -}}
+{{- range ($block.except | default list) }}{{ if and (not (contains ":" .)) (include "jda.cidrCovers" (dict "cidr" . "ip" $ip)) }}{{ $excepted = true }}{{ end }}{{ end -}}
+{{- if not $excepted -}}
+{{- fail (printf "networkPolicy.agentEgress.extraRules[%d].to[%d].ipBlock.cidr (%s) covers %s (%s): list it in that ipBlock's except (for example %s/32), so builds cannot reach it" $i $j $block.cidr $ip (ternary "the link-local metadata address" "an API server address" (eq $ip "169.254.169.254")) $ip) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if and $a.nodePool.value (not $a.nodePool.key) -}}
 {{- fail "agent.nodePool.value is set but agent.nodePool.key is empty: name the node label (and taint) key of the build pool" -}}
 {{- end -}}

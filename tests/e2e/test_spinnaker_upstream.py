@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from jdagent.chart.manifest import Manifest
+from jdagent.facts.halyard import hal_problems
 from jdagent.paths import REPO_ROOT, SPINNAKER_DIR
 from jdagent.tools import find_helm
 
@@ -95,7 +96,8 @@ def test_every_halyard_container_runs_the_pinned_halyard(rendered):
 
 def test_upstream_hal_lines_use_flags_the_pinned_halyard_declares(rendered):
     """The chart's config.sh was written for older Halyards; every flag it renders for our values must
-    exist in Halyard 2026.2.3 (tests/unit/data/hal-flags.yaml) and get a value when it needs one."""
+    exist in Halyard 2026.2.3 (tests/unit/data/hal-flags.yaml), get a value when it needs one, and every
+    line names its positional NAMEs and required flags (jdagent.facts.halyard.hal_problems)."""
     flags = yaml.safe_load((REPO_ROOT / "tests" / "unit" / "data" / "hal-flags.yaml").read_text())
     config = rendered.get("ConfigMap", suffix="-halyard-config")["data"]["config.sh"]
     joined = re.sub(r"\\\n\s*", " ", config)
@@ -104,15 +106,6 @@ def test_upstream_hal_lines_use_flags_the_pinned_halyard_declares(rendered):
         if "$HAL_COMMAND" not in line or line.strip().startswith(("#", "export")):
             continue
         argv = shlex.split(line.split("$HAL_COMMAND", 1)[1].split("; then")[0].replace("$PROVIDER_COMMAND", "add"))
-        words = [w for w in argv if not w.startswith("-")]
-        command = next((" ".join(words[:n]) for n in range(len(words), 0, -1) if " ".join(words[:n]) in flags), None)
-        assert command, f"no recorded facts for: {line.strip()}"
-        rest = argv[len(command.split()):]
-        for i, word in enumerate(rest):
-            if word.startswith("--"):
-                name = word.split("=", 1)[0]
-                assert name in flags[command], f"{command}: {name} is unknown to the pinned Halyard"
-                if flags[command][name] == "value" and "=" not in word:
-                    assert i + 1 < len(rest) and not rest[i + 1].startswith("--"), f"{command}: {name} needs a value"
+        assert not (problems := hal_problems(flags, argv)), problems
         checked += 1
     assert checked >= 5

@@ -14,13 +14,14 @@ import pytest
 import yaml
 
 from jdagent.chart.render import deep_merge, render
+from jdagent.facts.halyard import hal_problems
 from jdagent.paths import REPO_ROOT, SPINNAKER_DIR
 
 DATA = Path(__file__).parent / "data"
 UPSTREAM = yaml.safe_load((SPINNAKER_DIR / "upstream.yaml").read_text())
 BASE = yaml.safe_load((SPINNAKER_DIR / "values.yaml").read_text())
 OVERLAYS = sorted(SPINNAKER_DIR.glob("values-*.yaml"))
-HAL_FLAGS: dict[str, dict[str, str]] = yaml.safe_load((DATA / "hal-flags.yaml").read_text())
+HAL_FLAGS: dict[str, dict] = yaml.safe_load((DATA / "hal-flags.yaml").read_text())
 SPIN = yaml.safe_load((DATA / "upstream" / "spinnaker.yaml").read_text())
 
 
@@ -100,9 +101,9 @@ def test_csrf_takes_a_value_and_password_comes_from_a_secret_file():
     --password is read from standard input, fed by the mounted Secret file."""
     line = next(line for line in script().splitlines() if "master $ACTION" in line)
     argv = shlex.split(line.split("|", 1)[1])
-    assert HAL_FLAGS["config ci jenkins master add"]["--csrf"] == "value"
+    assert HAL_FLAGS["config ci jenkins master add"]["flags"]["--csrf"] == "value"
     assert argv[argv.index("--csrf") + 1] == "true"
-    assert HAL_FLAGS["config ci jenkins master add"]["--password"] == "stdin"
+    assert HAL_FLAGS["config ci jenkins master add"]["flags"]["--password"] == "stdin"
     j = argv.index("--password")
     assert j == len(argv) - 1 or argv[j + 1].startswith("--"), "--password must read stdin, not a value"
     source = line.split("|", 1)[0].strip()
@@ -149,34 +150,106 @@ def test_igor_needs_a_token_to_trigger_builds_on_this_jenkins():
 def test_registry_account_is_where_the_agents_push(overlay):
     values = BASE if overlay is None else deep_merge(BASE, yaml.safe_load(overlay.read_text()))
     registries = {r["name"]: r for r in values["dockerRegistries"]}
-    assert "jda-registry" in registries
-    edit = next(a for a in hal_lines(script()) if a[:5] == ["config", "provider", "kubernetes", "account", "edit"])
-    assert edit[edit.index("--docker-registries") + 1] == "jda-registry"
-    assert edit[5] == values["kubeConfig"]["contexts"][0] == values["kubeConfig"]["deploymentContext"]
+    assert list(registries) == ["jda-registry"], "the only registry account: where the agents push"
     if overlay is None:
         server = jenkins_manifest().jcasc()["jobs"][0]["script"]
         pushed = yaml.safe_load((REPO_ROOT / UPSTREAM["jenkins"]["valuesFile"]).read_text())["agent"]["registry"]
         address = urlsplit(registries["jda-registry"]["address"]).netloc
         assert address == pushed["server"]
         assert f"'{pushed['server']}/" in server, "the example job pushes to that registry"
-        assert "dind-example" in registries["jda-registry"]["repositories"]
 
 
-def test_every_hal_line_parses_and_uses_known_flags():
+def registry_severity(account: dict, state: str) -> str:
+    """The worst problem DockerRegistryAccountValidator reports for `account` against a registry in
+    `state` (fresh: nothing pushed yet, its catalog empty and every repository's tags 404), by the rules
+    recorded in data/upstream/spinnaker.yaml."""
+    rules = SPIN["validation"]["docker_registry_account"]
+    assert state == "fresh"
+    if account.get("repositories"):
+        return rules["with_repositories"]["tags_fetch_failed"]
+    return rules["without_repositories"]["catalog_empty"]
+
+
+SEVERITY = ["OK", "WARNING", "ERROR", "FATAL"]
+
+
+@pytest.mark.parametrize("overlay", [None, *OVERLAYS], ids=["base", *[p.stem for p in OVERLAYS]])
+def test_a_fresh_install_gets_past_halyards_validation(overlay):
+    """Before Jenkins has pushed, every registry account validates at WARNING at most, which `account add`
+    and `deploy apply` both accept; listing the pushed repository (as these values did) would be an ERROR."""
+    values = BASE if overlay is None else deep_merge(BASE, yaml.safe_load(overlay.read_text()))
+    limit = SEVERITY.index(SPIN["validation"]["fails_above"])
+    for account in values["dockerRegistries"]:
+        worst = registry_severity(account, "fresh")
+        assert SEVERITY.index(worst) <= limit, (account["name"], worst)
+    before = {**values["dockerRegistries"][0], "repositories": ["dind-example"]}
+    assert SEVERITY.index(registry_severity(before, "fresh")) > limit, "the rule the fix answers"
+    # the kubernetes account's --docker-registries (the upstream chart's "dockerhub") is checked for v1 only
+    kubernetes = SPIN["validation"]["kubernetes_account"]
+    assert kubernetes["docker_registries_checked_for"] == ["V1"] and SPIN["upstream_chart"]["provider_version"] == "v2"
+
+
+def test_settings_that_do_nothing_are_gone():
+    """No Docker Hub account (nothing references it for a v2 account), no --docker-registries on the v2
+    account (clouddriver ignores it), no liveManifestCalls (no clouddriver source reads it)."""
+    kubernetes = SPIN["validation"]["kubernetes_account"]
+    assert kubernetes["docker_registries_used_by_v2"] is False
+    assert kubernetes["live_manifest_calls_read_by_clouddriver"] is False
+    assert "--docker-registries" not in script()
+    for values in [BASE, *[yaml.safe_load(p.read_text()) for p in OVERLAYS]]:
+        assert "liveManifestCalls" not in values.get("kubeConfig", {})
+        assert all("docker.io" not in r["address"] for r in values.get("dockerRegistries", []))
+
+
+def reported(pushes: list[tuple[str, str]], track_digests: bool) -> list[bool]:
+    """Which pushes (tag, digest) igor reports as a trigger, by DockerMonitor.getUpdateType as recorded."""
+    seen: dict[str, str | None] = {}
+    out = []
+    for tag, digest in pushes:
+        if tag not in seen:
+            out.append(True)
+        elif not track_digests:
+            out.append(False)
+        else:
+            out.append(seen[tag] is not None and seen[tag] != digest)
+        seen[tag] = digest if track_digests else None
+    return out
+
+
+def test_a_second_push_of_the_same_tag_triggers_again():
+    """The example job pushes one tag at every build; the registry account tracks digests, so igor
+    reports the second push (a new digest under a seen tag), which it would ignore otherwise."""
+    rules = SPIN["docker_triggers"]
+    assert rules["seen_tag_reported_only_with_track_digests"] is True and rules["track_digests_default"] is False
+    edit = [a for a in hal_lines(script()) if a[:5] == ["config", "provider", "docker-registry", "account", "edit"]]
+    assert len(edit) == 1 and edit[0][5] == BASE["dockerRegistries"][0]["name"]
+    assert HAL_FLAGS["config provider docker-registry account edit"]["flags"]["--track-digests"] == "value"
+    track = edit[0][edit[0].index("--track-digests") + 1] == "true"
+    pushes = [("1.0", "sha256:a"), ("1.0", "sha256:b")]
+    assert reported(pushes, track_digests=track) == [True, True]
+    assert reported(pushes, track_digests=False) == [True, False], "what the default would do"
+    job = jenkins_manifest().jcasc()["jobs"][0]["script"]
+    assert "stringParam('IMAGE'" in job, "one IMAGE (one tag) for every build of the example job"
+
+
+def test_every_hal_line_parses_with_its_names_and_required_flags():
     lines = hal_lines(script())
     assert len(lines) >= 4
     for argv in lines:
-        command, rest = command_of(argv)
-        known = HAL_FLAGS[command]
-        i = 0
-        while i < len(rest):
-            word = rest[i]
-            if word.startswith("--"):
-                assert word in known, f"{command}: {word} is not in the hal reference"
-                if known[word] == "value":
-                    assert i + 1 < len(rest) and not rest[i + 1].startswith("--"), f"{word} needs a value"
-                    i += 1
-            i += 1
+        assert command_of(argv)
+        assert hal_problems(HAL_FLAGS, argv) == [], argv
+
+
+@pytest.mark.parametrize("drop,expected", [
+    ("jenkins-dind-agent", "takes 1 positional (MASTER)"),
+    ("--address", "--address is required"),
+])
+def test_a_hal_line_without_its_name_or_a_required_flag_is_refused(drop, expected):
+    argv = next(a for a in hal_lines(script()) if a[:5] == ["config", "ci", "jenkins", "master", "add"])
+    i = argv.index(drop)
+    broken = argv[:i] + argv[i + (2 if drop.startswith("--") else 1):]
+    assert any(expected in p for p in hal_problems(HAL_FLAGS, broken)), hal_problems(HAL_FLAGS, broken)
+    assert HAL_FLAGS["config version edit"]["required"] == ["--version"]
 
 
 def test_no_password_inline():

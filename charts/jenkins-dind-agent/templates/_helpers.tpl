@@ -305,3 +305,11 @@ agent labels and, separately, the label the Kubernetes plugin puts on every pod 
   {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* "true" when the agent admission policy is rendered: on, the agents in a namespace of their own, and
+a Kubernetes that serves ValidatingAdmissionPolicy v1 (1.30+). */}}
+{{- define "jda.admissionPolicy" -}}
+{{- if and .Values.agent.admissionPolicy.enabled (ne (include "jda.agentNamespace" .) .Release.Namespace) (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) -}}
+true
+{{- end -}}
+{{- end -}}

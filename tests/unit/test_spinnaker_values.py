@@ -273,3 +273,18 @@ def test_every_key_exists_upstream(path):
 def test_upstream_pin_is_consistent():
     assert UPSTREAM["version"] == "2.2.18"
     assert BASE["halyard"]["spinnakerVersion"] == UPSTREAM["spinnakerVersion"]
+
+
+def test_the_readme_states_the_kubectl_skew_of_the_halyard_path():
+    """Recorded: Halyard's image ships kubectl 1.15.10 and clouddriver's links kubectl to 1.22.17; with a
+    skew of one minor version, neither is supported against any Kubernetes the Jenkins chart allows, and
+    Halyard offers no way to point clouddriver's account at the 1.29 binary the image also holds. The
+    README says so instead of promising a supported path."""
+    facts = SPIN["kubectl"]
+    chart = yaml.safe_load((REPO_ROOT / "charts" / "jenkins-dind-agent" / "Chart.yaml").read_text())
+    oldest = int(chart["kubeVersion"].split(".")[1])
+    for version in (facts["halyard_image"]["version"], facts["clouddriver_image"]["default"]):
+        assert int(version.split(".")[1]) + facts["skew_minor_versions"] < oldest, version
+    readme = (SPINNAKER_DIR / "README.md").read_text()
+    assert f"kubectl {facts['halyard_image']['version']}" in readme
+    assert f"kubectl {facts['clouddriver_image']['default']}" in readme

@@ -63,7 +63,7 @@ def test_the_users_rules_are_appended_as_written():
 @pytest.mark.parametrize("block,covered", [
     ({"cidr": "0.0.0.0/0"}, "169.254.169.254 (the link-local metadata address)"),
     ({"cidr": "169.254.0.0/16", "except": ["169.254.0.0/24"]}, "169.254.169.254"),
-    ({"cidr": "10.0.0.0/8", "except": ["169.254.0.0/16"]}, "10.0.0.1 (an API server address)"),
+    ({"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}, "10.0.0.1 (an API server address)"),
     ({"cidr": "10.0.0.1/32"}, "10.0.0.1 (an API server address)"),
 ])
 def test_a_rule_that_would_open_metadata_or_the_api_server_fails_naming_it(block, covered):

@@ -431,3 +431,18 @@ def test_only_the_newest_three_previous_directories_are_kept(env):
     assert len(aside) == 3, aside
     newest = Path(f"{env['PLUGIN_DIR']}.jda-previous") / aside[-1] / "alpha.jpi"
     assert newest.read_text().strip() == "1.3"
+
+
+def test_markers_survive_an_install_that_failed_after_the_move(env):
+    """jenkins-plugin-cli moves downloads in only once all succeeded, so a failed attempt leaves the
+    directory empty: the next attempt still restores the markers of the copy moved aside before."""
+    run(env)
+    plugins = Path(env["PLUGIN_DIR"])
+    (plugins / "beta.jpi.disabled").touch()
+    Path(env["PLUGINS_TXT"]).write_text("alpha:1.1\nbeta:2.0\n")
+    failed = run(env, FAKE_FAIL="1")
+    assert failed.returncode != 0 and not (plugins / "beta.jpi.disabled").exists()
+    retried = run(env)
+    assert retried.returncode == 0, retried.stderr
+    assert "beta stays disabled" in retried.stdout and (plugins / "beta.jpi.disabled").exists()
+    assert not (Path(f"{env['PLUGIN_DIR']}.jda-previous") / ".pending").exists()

@@ -167,13 +167,17 @@ fi
 
 # --- the old directory is moved aside, not deleted -----------------------------------------------
 rm -f "$stamp"
+aside="${PLUGIN_DIR%/}.jda-previous"
+# the copies whose .disabled markers a successful install puts back, listed in $pending until then, so
+# an install that fails after the move (the directory is left empty) still restores them next time
+pending="$aside/.pending"
 previous=""
 if [ -n "$(find "$PLUGIN_DIR" -mindepth 1 -maxdepth 1 | head -n 1)" ]; then
-  aside="${PLUGIN_DIR%/}.jda-previous"
   previous="$aside/$(date -u +%Y%m%dT%H%M%SZ)"
   [ ! -e "$previous" ] || previous="$previous.$$"
   mkdir -p "$previous"
   find "$PLUGIN_DIR" -mindepth 1 -maxdepth 1 -exec mv {} "$previous"/ \;
+  printf '%s\n' "$previous" >> "$pending"
   log "the previous plugin directory is in $previous"
   keep=${KEEP_PREVIOUS:-3}
   ls -1 "$aside" | sort | awk -v keep="$keep" '{ all[NR] = $0 } END { for (i = 1; i <= NR - keep; i++) print all[i] }' \
@@ -203,15 +207,20 @@ else
     jenkins-plugin-cli --plugin-file "$PLUGINS_TXT" --plugin-download-directory "$PLUGIN_DIR" \
     --clean-download-directory --latest false --verbose
 fi
-if [ -n "$previous" ]; then
-  for marker in "$previous"/*.jpi.disabled "$previous"/*.hpi.disabled; do
-    [ -f "$marker" ] || continue
-    name=${marker##*/}
-    id=${name%.?pi.disabled}
-    case " $expected" in
-      *" $id "*) : > "$PLUGIN_DIR/$id.jpi.disabled"; log "$id stays disabled (its .disabled marker is kept)" ;;
-    esac
-  done
+if [ -f "$pending" ]; then
+  while read -r copy; do
+    [ -d "$copy" ] || continue
+    for marker in "$copy"/*.jpi.disabled "$copy"/*.hpi.disabled; do
+      [ -f "$marker" ] || continue
+      name=${marker##*/}
+      id=${name%.?pi.disabled}
+      [ ! -e "$PLUGIN_DIR/$id.jpi.disabled" ] || continue
+      case " $expected" in
+        *" $id "*) : > "$PLUGIN_DIR/$id.jpi.disabled"; log "$id stays disabled (its .disabled marker is kept)" ;;
+      esac
+    done
+  done < "$pending"
 fi
+rm -f "$pending"
 printf '%s\n' "$want" > "$stamp"
 log "$count plugins installed"

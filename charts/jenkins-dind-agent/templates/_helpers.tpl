@@ -264,7 +264,8 @@ jenkins=slave: the chart sets no cloud podLabels), so Jenkinsfile-defined pods c
 {{/* "true" when the IPv4 CIDR .cidr covers the address .ip (both as written in a NetworkPolicy). */}}
 {{- define "jda.cidrCovers" -}}
 {{- $c := splitList "/" .cidr -}}
-{{- $bits := ternary (atoi (index $c 1)) 32 (eq (len $c) 2) -}}
+{{- $bits := 32 -}}
+{{- if eq (len $c) 2 }}{{ $bits = atoi (index $c 1) }}{{ end -}}
 {{- $size := 1 -}}
 {{- range until (int (sub 32 $bits)) }}{{ $size = mul $size 2 }}{{ end -}}
 {{- if eq (div (include "jda.ipv4" (index $c 0) | atoi) $size) (div (include "jda.ipv4" .ip | atoi) $size) }}true{{ end -}}

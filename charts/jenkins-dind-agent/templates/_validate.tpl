@@ -137,27 +137,47 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- fail "networkPolicy.agentEgress.extraRules is set but networkPolicy.agentEgress.enabled (with networkPolicy.enabled) is off: the rules would open nothing, since egress is not restricted" -}}
 {{- end -}}
 {{- $denied := include "jda.egressDenied" . | fromJsonArray -}}
+{{- $v4 := "^[0-9]{1,3}(\\.[0-9]{1,3}){3}/([0-9]|[12][0-9]|3[0-2])$" -}}
 {{- range $i, $rule := $eg.extraRules -}}
-{{- range $j, $peer := ($rule.to | default list) -}}
+{{- if not $rule.to -}}
+{{- fail (printf "networkPolicy.agentEgress.extraRules[%d].to is empty: a rule without destinations allows every address (the API server and 169.254.169.254 included); name them, e.g. an ipBlock with except" $i) -}}
+{{- end -}}
+{{- range $j, $peer := $rule.to -}}
 {{- with $peer.ipBlock -}}
 {{- $block := . -}}
-{{- if not (regexMatch "^[0-9]{1,3}(\\.[0-9]{1,3}){3}(/([0-9]|[12][0-9]|3[0-2]))?$" $block.cidr) -}}
-{{- if not (contains ":" $block.cidr) -}}
-{{- fail (printf "networkPolicy.agentEgress.extraRules[%d].to[%d].ipBlock.cidr (%s) is not an IPv4 or IPv6 CIDR" $i $j $block.cidr) -}}
-{{- end -}}
+{{- $key := printf "networkPolicy.agentEgress.extraRules[%d].to[%d].ipBlock" $i $j -}}
+{{- if contains ":" $block.cidr -}}
+{{- /* IPv6: passed to the API server as written (README: not checked here) */ -}}
+{{- else if not (regexMatch $v4 $block.cidr) -}}
+{{- fail (printf "%s.cidr (%s) is not an IPv4 CIDR with a prefix length (a.b.c.d/n) or an IPv6 CIDR" $key $block.cidr) -}}
 {{- else -}}
+{{- $prefix := atoi (index (splitList "/" $block.cidr) 1) -}}
+{{- range $k, $ex := ($block.except | default list) -}}
+{{- if not (contains ":" $ex) -}}
+{{- if not (regexMatch $v4 $ex) -}}
+{{- fail (printf "%s.except[%d] (%s) is not an IPv4 CIDR with a prefix length (a.b.c.d/n)" $key $k $ex) -}}
+{{- end -}}
+{{- $exParts := splitList "/" $ex -}}
+{{- if or (le (atoi (index $exParts 1)) $prefix) (not (include "jda.cidrCovers" (dict "cidr" $block.cidr "ip" (index $exParts 0)))) -}}
+{{- fail (printf "%s.except[%d] (%s) is not a strict subset of its cidr (%s): the API server refuses it" $key $k $ex $block.cidr) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- range $ip := $denied -}}
 {{- if include "jda.cidrCovers" (dict "cidr" $block.cidr "ip" $ip) -}}
 {{- $excepted := false -}}
 {{- range ($block.except | default list) }}{{ if and (not (contains ":" .)) (include "jda.cidrCovers" (dict "cidr" . "ip" $ip)) }}{{ $excepted = true }}{{ end }}{{ end -}}
 {{- if not $excepted -}}
-{{- fail (printf "networkPolicy.agentEgress.extraRules[%d].to[%d].ipBlock.cidr (%s) covers %s (%s): list it in that ipBlock's except (for example %s/32), so builds cannot reach it" $i $j $block.cidr $ip (ternary "the link-local metadata address" "an API server address" (eq $ip "169.254.169.254")) $ip) -}}
+{{- fail (printf "%s.cidr (%s) covers %s (%s): list it in that ipBlock's except (for example %s/32), so builds cannot reach it" $key $block.cidr $ip (ternary "the link-local metadata address" "an API server address" (eq $ip "169.254.169.254")) $ip) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- if and $a.admissionPolicy.enabled $a.automountServiceAccountToken (include "jda.admissionPolicy" .) -}}
+{{- fail "agent.automountServiceAccountToken is true but agent.admissionPolicy refuses every agent pod that mounts a ServiceAccount token: turn one of them off (agent.admissionPolicy.enabled=false gives up the policy)" -}}
 {{- end -}}
 {{- if and $a.nodePool.value (not $a.nodePool.key) -}}
 {{- fail "agent.nodePool.value is set but agent.nodePool.key is empty: name the node label (and taint) key of the build pool" -}}

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 
-from jdagent.chart.render import render
+import pytest
+
+from jdagent.chart.render import RenderError, render
 from jdagent.paths import CHART_DIR
 from jdagent.tools import find_helm
 
@@ -71,3 +73,19 @@ def test_notes_say_whether_the_api_server_checks_agent_pods():
     assert "The API server checks every pod in ci-agents" in own
     assert "WARNING: no admission policy: the agents share the controller's namespace" in notes()
     # (the old-cluster line cannot be shown here: `helm install --dry-run=client` has no --kube-version)
+
+
+def test_host_users_false_gives_every_agent_pod_a_user_namespace_and_the_policy_requires_it():
+    manifest = render(overrides={"agent": {**OWN["agent"], "hostUsers": False,
+                                           "extraTemplates": [{"name": "tools", "containers": [
+                                               {"name": "tool", "image": "alpine:3"}]}]}})
+    for template in (None, "tools"):
+        assert manifest.agent_pod(template)["spec"]["hostUsers"] is False, template
+    assert manifest.test_pod()["spec"]["hostUsers"] is False
+    vap, _ = policy(manifest)
+    [rule] = [v for v in vap["spec"]["validations"] if "user namespace" in v.get("message", "")]
+    assert rule["expression"] == "has(object.spec.hostUsers) && !object.spec.hostUsers"
+    assert "hostUsers" not in render().agent_pod()["spec"]
+    with pytest.raises(RenderError) as err:
+        render(overrides={"agent": {"hostUsers": False}}, kube_version="1.32.0")
+    assert "agent.hostUsers is false but Kubernetes v1.32.0" in err.value.stderr

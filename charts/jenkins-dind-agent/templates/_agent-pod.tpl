@@ -403,6 +403,10 @@ securityContext:
 automountServiceAccountToken: {{ $a.automountServiceAccountToken }}
 serviceAccountName: {{ include "jda.agentServiceAccount" $root }}
 enableServiceLinks: false
+{{- if not $a.hostUsers }}
+# a user namespace of its own: root in dind (privileged included) is an unprivileged user on the node
+hostUsers: false
+{{- end }}
 {{- with $a.runtimeClassName }}
 runtimeClassName: {{ . }}
 {{- end }}

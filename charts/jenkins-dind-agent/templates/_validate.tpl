@@ -179,6 +179,9 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- if and $a.admissionPolicy.enabled $a.automountServiceAccountToken (include "jda.admissionPolicy" .) -}}
 {{- fail "agent.automountServiceAccountToken is true but agent.admissionPolicy refuses every agent pod that mounts a ServiceAccount token: turn one of them off (agent.admissionPolicy.enabled=false gives up the policy)" -}}
 {{- end -}}
+{{- if and (not $a.hostUsers) (semverCompare "<1.33.0-0" .Capabilities.KubeVersion.Version) -}}
+{{- fail (printf "agent.hostUsers is false but Kubernetes %s does not enable user namespaces by default (the UserNamespacesSupport gate is on from 1.33): keep agent.hostUsers true there" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
 {{- if and $a.nodePool.value (not $a.nodePool.key) -}}
 {{- fail "agent.nodePool.value is set but agent.nodePool.key is empty: name the node label (and taint) key of the build pool" -}}
 {{- end -}}

@@ -73,6 +73,24 @@ def kept_namespaces(cluster: Cluster, release_namespace: str) -> list[str]:
             and (n["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") == "keep"]
 
 
+def listener(port: int) -> str:
+    """A shell command for a busybox pod: a persistent server that answers every connection with "open"."""
+    return f"busybox nc -ll -p {port} -e busybox echo open"
+
+
+def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path,
+                               duration: str = "15m") -> Path:
+    """A kubeconfig at `path` that authenticates as ServiceAccount `account` with a token of its own
+    (TokenRequest), the way the Kubernetes plugin calls the API server from the controller."""
+    token = cluster.kubectl("-n", namespace, "create", "token", account, f"--duration={duration}").stdout.strip()
+    server = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "l", "cluster": server}], "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "c", "context": {"cluster": "l", "user": "u"}}]}))
+    return path
+
+
 def image_pull_failure(cluster: Cluster, namespace: str, image: str, timeout: float = 180) -> str | None:
     """Ask the kubelet for `image` with a pod of its own: None once a container of it starts, else the
     kubelet's reason and message for the failed pull."""

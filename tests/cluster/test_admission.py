@@ -15,7 +15,15 @@ import yaml
 from jdagent import tools
 from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
-from tests.cluster.kube import delete_namespace, find_json, helm, namespace, standin_values, values_file
+from tests.cluster.kube import (
+    delete_namespace,
+    find_json,
+    helm,
+    namespace,
+    service_account_kubeconfig,
+    standin_values,
+    values_file,
+)
 
 NS, AGENTS, RELEASE = "adm", "adm-agents", "ci"
 CONTROLLER_SA = f"{RELEASE}-jenkins-dind-agent"
@@ -34,13 +42,7 @@ def admission(cluster, standins, tmp_path_factory):
     manifest = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3")
     # a ServiceAccount that exists, so the ServiceAccount admission plugin passes and the policy decides
     cluster.kubectl("-n", AGENTS, "create", "serviceaccount", "other")
-    token = cluster.kubectl("-n", NS, "create", "token", CONTROLLER_SA, "--duration=10m").stdout.strip()
-    server = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
-    config = path.parent / "controller.kubeconfig"
-    config.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "l", "cluster": server}], "users": [{"name": "u", "user": {"token": token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "l", "user": "u"}}]}))
+    config = service_account_kubeconfig(cluster, NS, CONTROLLER_SA, path.parent / "controller.kubeconfig", "10m")
 
     def create(pod: dict) -> subprocess.CompletedProcess[str]:
         pod = {**pod, "metadata": {**pod.get("metadata", {}), "name": "probe", "namespace": AGENTS}}

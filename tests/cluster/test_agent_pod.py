@@ -22,6 +22,7 @@ from tests.cluster.kube import (
     find_json,
     helm,
     namespace,
+    service_account_kubeconfig,
     standin_values,
     values_file,
     wait_for,
@@ -44,13 +45,7 @@ def plugin(cluster, standins, in_cluster_registry, tmp_path_factory):
     path = values_file(tmp_path_factory.mktemp("agents"), values)
     helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
     manifest = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3")
-    token = cluster.kubectl("-n", NS, "create", "token", CONTROLLER_SA, "--duration=15m").stdout.strip()
-    server = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
-    config = path.parent / "controller.kubeconfig"
-    config.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "l", "cluster": server}], "users": [{"name": "u", "user": {"token": token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "l", "user": "u"}}]}))
+    config = service_account_kubeconfig(cluster, NS, CONTROLLER_SA, path.parent / "controller.kubeconfig")
 
     def kubectl(*args: str, input_text: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(tools.find_kubectl()), "--kubeconfig", str(config), "-n", NS, *args],

@@ -20,6 +20,7 @@ from tests.cluster.kube import (
     delete_namespace,
     get_json,
     helm,
+    listener,
     namespace,
     standin_values,
     values_file,
@@ -30,10 +31,6 @@ NS, TARGETS, RELEASE = "eg", "eg-targets", "eg"
 PORT = 8443
 ENFORCED_WITHIN_S = 60
 PROBE = "probe"
-
-
-def listener(port: int) -> str:
-    return f"busybox nc -ll -p {port} -e busybox echo open"
 
 
 def sleeper(name: str, ns: str, image: str, labels: dict | None = None, command: str = "sleep 3600") -> dict:

@@ -26,6 +26,7 @@ from tests.cluster.kube import (
     find_json,
     get_json,
     helm,
+    listener,
     namespace,
     standin_values,
     values_file,
@@ -35,11 +36,6 @@ from tests.cluster.kube import (
 NS, OUTSIDE, RELEASE = "np", "np-outsider", "np"
 BUILD_PORT = 8081  # what a build inside the agent pod listens on
 ENFORCED_WITHIN_S = 60
-
-
-def listener(port: int) -> str:
-    """A persistent server that answers every connection with "open"."""
-    return f"busybox nc -ll -p {port} -e busybox echo open"
 
 
 @pytest.fixture(scope="module")

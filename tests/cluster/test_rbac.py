@@ -12,7 +12,7 @@ import yaml
 
 from jdagent import tools
 from jdagent.paths import CHART_DIR
-from tests.cluster.kube import delete_namespace, helm, namespace, wait_for
+from tests.cluster.kube import delete_namespace, helm, namespace, service_account_kubeconfig, wait_for
 
 NS, RELEASE = "rbac", "ci"
 CONTROLLER_SA = f"{RELEASE}-jenkins-dind-agent"
@@ -22,16 +22,8 @@ CONTROLLER_SA = f"{RELEASE}-jenkins-dind-agent"
 def as_controller(cluster, standins, tmp_path_factory):
     namespace(cluster, NS, privileged=True)
     helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS)
-    token = cluster.kubectl("-n", NS, "create", "token", CONTROLLER_SA, "--duration=10m").stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    server = admin["clusters"][0]["cluster"]
-    config = tmp_path_factory.mktemp("rbac") / "controller.kubeconfig"
-    config.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "controller",
-        "clusters": [{"name": "local", "cluster": server}],
-        "users": [{"name": "controller", "user": {"token": token}}],
-        "contexts": [{"name": "controller", "context": {"cluster": "local", "user": "controller"}}],
-    }))
+    config = service_account_kubeconfig(cluster, NS, CONTROLLER_SA,
+                                        tmp_path_factory.mktemp("rbac") / "controller.kubeconfig", "10m")
 
     def kubectl(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(tools.find_kubectl()), "--kubeconfig", str(config), *args], capture_output=True,

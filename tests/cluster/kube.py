@@ -11,13 +11,18 @@ from pathlib import Path
 import yaml
 
 from jdagent import tools
-from jdagent.chart.render import deep_merge
+from jdagent.chart.render import deep_merge, render
 from jdagent.cluster.local import addons
 from jdagent.cluster.provider import Cluster
 from jdagent.engine import agentpod
 
 REGISTRY = addons.REGISTRY  # a fixed ClusterIP: pods' dockerds reach the registry without cluster DNS
 BASE_IMAGE = f"{REGISTRY}/busybox:stand-in"
+
+
+def agent_namespace(release_namespace: str, release: str) -> str:
+    """The agent namespace the chart's defaults give a release, as the chart itself renders it."""
+    return render(release=release, namespace=release_namespace).kubernetes_cloud()["namespace"]
 
 
 def wait_for(what: str, check, timeout: float = 180, every: float = 1.0):
@@ -49,8 +54,11 @@ def apply(cluster: Cluster, docs: list[dict]) -> None:
     cluster.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(docs))
 
 
-def namespace(cluster: Cluster, name: str, privileged: bool = False) -> None:
-    labels = {"pod-security.kubernetes.io/enforce": "privileged"} if privileged else {}
+def namespace(cluster: Cluster, name: str, privileged: bool = False, level: str = "") -> None:
+    """Create namespace `name`, enforcing Pod Security `level` ("privileged" when `privileged`)."""
+    level = "privileged" if privileged else level
+    labels = {"pod-security.kubernetes.io/enforce": level, "pod-security.kubernetes.io/enforce-version": "latest"} \
+        if level else {}
     apply(cluster, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}])
 
 

@@ -16,6 +16,7 @@ from jdagent import tools
 from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
 from tests.cluster.kube import (
+    agent_namespace,
     delete_namespace,
     find_json,
     helm,
@@ -25,18 +26,19 @@ from tests.cluster.kube import (
     values_file,
 )
 
-NS, AGENTS, RELEASE = "adm", "adm-agents", "ci"
+# the default layout: the policy binds to the chart's default agent namespace, which the chart creates
+NS, RELEASE = "adm", "ci"
+AGENTS = agent_namespace(NS, RELEASE)
 CONTROLLER_SA = f"{RELEASE}-jenkins-dind-agent"
 POOL = {"key": "jda.test/pool", "value": "builds"}
 
 
 @pytest.fixture(scope="module")
 def admission(cluster, standins, tmp_path_factory):
-    namespace(cluster, NS)
+    namespace(cluster, NS, level="restricted")
     tools_template = {"name": "tools", "containers": [{"name": "tool", "image": standins["jnlp"],
                                                        "imagePullPolicy": "Never", "command": ["sleep", "3600"]}]}
-    values = standin_values(standins, agent={"namespace": {"name": AGENTS, "create": True}, "nodePool": POOL,
-                                             "extraTemplates": [tools_template]})
+    values = standin_values(standins, agent={"nodePool": POOL, "extraTemplates": [tools_template]})
     path = values_file(tmp_path_factory.mktemp("admission"), values)
     helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
     manifest = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3")

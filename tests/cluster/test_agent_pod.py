@@ -18,6 +18,7 @@ from jdagent.cluster.local.host import cgroup_dirs
 from jdagent.paths import CHART_DIR
 from tests.cluster.kube import (
     BASE_IMAGE,
+    agent_namespace,
     delete_namespace,
     find_json,
     helm,
@@ -28,7 +29,9 @@ from tests.cluster.kube import (
     wait_for,
 )
 
-NS, RELEASE = "agents", "ci"
+# the release namespace enforces restricted; the agents run in the chart's the chart's default agent namespace
+RELEASE_NS, RELEASE = "agent-pod", "ci"
+NS = agent_namespace(RELEASE_NS, RELEASE)
 CONTROLLER_SA = f"{RELEASE}-jenkins-dind-agent"
 
 
@@ -40,20 +43,21 @@ def tool_template(standins) -> dict:
 @pytest.fixture(scope="module")
 def plugin(cluster, standins, in_cluster_registry, tmp_path_factory):
     """(create pod as the controller, the rendered manifest, a kubectl with the controller's token)."""
-    namespace(cluster, NS, privileged=True)
+    namespace(cluster, RELEASE_NS, level="restricted")
     values = standin_values(standins, agent={"extraTemplates": [tool_template(standins)]})
     path = values_file(tmp_path_factory.mktemp("agents"), values)
-    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
-    manifest = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3")
-    config = service_account_kubeconfig(cluster, NS, CONTROLLER_SA, path.parent / "controller.kubeconfig")
+    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(path))
+    manifest = render(values=[path], namespace=RELEASE_NS, release=RELEASE, kube_version="1.36.3")
+    config = service_account_kubeconfig(cluster, RELEASE_NS, CONTROLLER_SA, path.parent / "controller.kubeconfig")
 
     def kubectl(*args: str, input_text: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(tools.find_kubectl()), "--kubeconfig", str(config), "-n", NS, *args],
                               capture_output=True, text=True, timeout=timeout, input=input_text)
 
     yield manifest, kubectl
-    helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
+    helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, check=False)
     delete_namespace(cluster, NS)
+    delete_namespace(cluster, RELEASE_NS)
 
 
 def start(kubectl, manifest, template: str | None) -> tuple[str, dict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from jdagent.paths import CHART_DIR
-from tests.cluster.kube import delete_namespace, find_json, get_json, helm, namespace, wait_for
+from tests.cluster.kube import agent_namespace, delete_namespace, find_json, get_json, helm, namespace, wait_for
 
 NS, RELEASE = "controller", "ci"
 POD = f"{RELEASE}-jenkins-dind-agent-0"
@@ -17,11 +17,13 @@ CLAIM = f"jenkins-home-{POD}"
 
 @pytest.fixture(scope="module")
 def installed(cluster):
-    namespace(cluster, NS, privileged=True)
+    # the default layout: the controller alone in a namespace that enforces Pod Security restricted
+    namespace(cluster, NS, level="restricted")
     helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS)
     yield cluster
     helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
     cluster.kubectl("-n", NS, "delete", "pvc", CLAIM, "--ignore-not-found", check=False)
+    delete_namespace(cluster, agent_namespace(NS, RELEASE))
     delete_namespace(cluster, NS)
 
 

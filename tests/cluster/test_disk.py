@@ -21,6 +21,7 @@ from jdagent.cluster.local.config import Layout
 from jdagent.paths import CHART_DIR
 from tests.cluster.kube import (
     BASE_IMAGE,
+    agent_namespace,
     delete_namespace,
     find_json,
     get_json,
@@ -31,7 +32,9 @@ from tests.cluster.kube import (
     wait_for,
 )
 
-NS, RELEASE = "disk", "disk"
+# the release namespace enforces restricted; the agents run in the chart's the chart's default agent namespace
+RELEASE_NS, RELEASE = "disk", "disk"
+NS = agent_namespace(RELEASE_NS, RELEASE)
 LIMIT_MI = 512
 WRITE_MI_PER_S = 32
 
@@ -47,11 +50,11 @@ def folder_mib(path: Path) -> float:
 
 def test_a_build_writing_past_the_data_size_limit_gets_the_pod_evicted(cluster, standins, in_cluster_registry,
                                                                      tmp_path):
-    namespace(cluster, NS, privileged=True)
+    namespace(cluster, RELEASE_NS, level="restricted")
     values = values_file(tmp_path, standin_values(standins, agent={"dind": {"dataSizeLimit": f"{LIMIT_MI}Mi"}}))
     try:
-        helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(values))
-        pod = render(values=[values], namespace=NS, release=RELEASE, kube_version="1.36.3").agent_pod(None)
+        helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(values))
+        pod = render(values=[values], namespace=RELEASE_NS, release=RELEASE, kube_version="1.36.3").agent_pod(None)
         data = next(v for v in pod["spec"]["volumes"] if v["name"] == "docker-data")
         assert data["emptyDir"]["sizeLimit"] == f"{LIMIT_MI}Mi"
         name = f"disk-{uuid.uuid4().hex[:5]}"
@@ -102,5 +105,6 @@ def test_a_build_writing_past_the_data_size_limit_gets_the_pod_evicted(cluster, 
         assert "docker-data" in status.get("message", "") or "ephemeral" in status.get("message", "").lower(), status
         assert peak > LIMIT_MI, "the volume never passed the limit before the eviction"
     finally:
-        helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
+        helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, check=False)
         delete_namespace(cluster, NS)
+        delete_namespace(cluster, RELEASE_NS)

@@ -1,8 +1,8 @@
 """networkPolicy.agentEgress on the real node's enforcer (kube-router's firewall), with addresses the
 test owns: two listener pods stand for an allowed and a denied destination (the denied one is the
 `except` of the rule's ipBlock, as the link-local metadata range is in a real rule; no test traffic
-goes to a real metadata address). From the agent pod and from a pod that wears only the Kubernetes
-plugin's label (a Jenkinsfile podTemplate), the allowed one answers and the denied one, the API server
+goes to a real metadata address). From the agent pod and from a pod without any of the chart's labels
+in the agent namespace (as a Jenkinsfile podTemplate makes), the allowed one answers and the denied one, the API server
 and everything else does not, while DNS and the controller's agent port still work; a pod without the
 policy reaches all of them, so each "blocked" is the policy's doing."""
 
@@ -16,6 +16,7 @@ from jdagent.chart.manifest import container
 from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
 from tests.cluster.kube import (
+    agent_namespace,
     apply,
     delete_namespace,
     get_json,
@@ -27,23 +28,32 @@ from tests.cluster.kube import (
     wait_for,
 )
 
-NS, TARGETS, RELEASE = "eg", "eg-targets", "eg"
+# the default layout: the release namespace enforces restricted, the agents run in the chart's default agent namespace
+RELEASE_NS, TARGETS, RELEASE = "eg", "eg-targets", "eg"
+NS = agent_namespace(RELEASE_NS, RELEASE)
+# what Pod Security restricted asks of a container (the controller's namespace enforces it)
+RESTRICTED = {"runAsNonRoot": True, "runAsUser": 65534, "allowPrivilegeEscalation": False,
+              "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
 PORT = 8443
 ENFORCED_WITHIN_S = 60
 PROBE = "probe"
 
 
-def sleeper(name: str, ns: str, image: str, labels: dict | None = None, command: str = "sleep 3600") -> dict:
+def sleeper(name: str, ns: str, image: str, labels: dict | None = None, command: str = "sleep 3600",
+            restricted: bool = False) -> dict:
+    """A busybox pod; no ServiceAccount token (the agent namespace's admission policy refuses one)."""
+    probe = {"name": PROBE, "image": image, "imagePullPolicy": "Never", "command": ["sh", "-c", command]}
+    if restricted:
+        probe["securityContext"] = RESTRICTED
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
-            "spec": {"terminationGracePeriodSeconds": 1,
-                     "containers": [{"name": PROBE, "image": image, "imagePullPolicy": "Never",
-                                     "command": ["sh", "-c", command]}]}}
+            "spec": {"terminationGracePeriodSeconds": 1, "automountServiceAccountToken": False,
+                     "containers": [probe]}}
 
 
 @pytest.fixture(scope="module")
 def egress(cluster, standins, tmp_path_factory):
     busybox = standins["busybox"]
-    namespace(cluster, NS, privileged=True)
+    namespace(cluster, RELEASE_NS, level="restricted")
     namespace(cluster, TARGETS)
     apply(cluster, [sleeper(n, TARGETS, busybox, command=listener(PORT)) for n in ("allowed", "denied")]
           + [sleeper("unrestricted", TARGETS, busybox)])
@@ -60,30 +70,31 @@ def egress(cluster, standins, tmp_path_factory):
          "ports": [{"port": PORT, "protocol": "TCP"}]}]}
     values = standin_values(standins, networkPolicy={"agentEgress": egress_values})
     path = values_file(tmp_path_factory.mktemp("egress"), values)
-    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
-    manifest = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3")
+    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(path))
+    manifest = render(values=[path], namespace=RELEASE_NS, release=RELEASE, kube_version="1.36.3")
 
     # the controller's ports on a pod the policies select as the controller (Jenkins cannot run here)
     sts = manifest.get("StatefulSet")["spec"]["template"]
     ports = {p["name"]: p["containerPort"] for p in container(sts["spec"], "jenkins")["ports"]}
-    controller = sleeper("controller-ports", NS, busybox, sts["metadata"]["labels"],
-                         " & ".join(listener(p) for p in ports.values()) + " & wait")
+    controller = sleeper("controller-ports", RELEASE_NS, busybox, sts["metadata"]["labels"],
+                         " & ".join(listener(p) for p in ports.values()) + " & wait", restricted=True)
     controller["spec"]["containers"][0]["ports"] = [{"name": n, "containerPort": p} for n, p in ports.items()]
     # the chart's agent pod with a probe container beside jnlp: same pod, same network, same policy
     agent = manifest.agent_pod(None)
     agent["metadata"] = {**agent.get("metadata", {}), "name": "agent", "namespace": NS}
     agent["spec"]["containers"].append({"name": PROBE, "image": busybox, "imagePullPolicy": "Never",
                                         "command": ["sleep", "3600"]})
-    # a pod as a Jenkinsfile podTemplate gets it: only the plugin's label
-    jenkinsfile = sleeper("jenkinsfile-pod", NS, busybox, {"jenkins": "slave"})
+    # a pod as a Jenkinsfile podTemplate may define it: none of the chart's labels, not even the plugin's
+    jenkinsfile = sleeper("jenkinsfile-pod", NS, busybox)
     apply(cluster, [controller, agent, jenkinsfile])
-    for name in ("controller-ports", "agent", "jenkinsfile-pod"):
+    cluster.kubectl_wait(300, "-n", RELEASE_NS, "wait", "--for=condition=Ready", "pod/controller-ports")
+    for name in ("agent", "jenkinsfile-pod"):
         cluster.kubectl_wait(300, "-n", NS, "wait", "--for=condition=Ready", f"pod/{name}")
-    yield {"ip": ip, "api": (service_ip, 443), "controller": (get_json(cluster, "-n", NS, "get", "pod",
-                                                                      "controller-ports")["status"]["podIP"],
-                                                             ports["agent-listener"])}
-    helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
+    controller_ip = get_json(cluster, "-n", RELEASE_NS, "get", "pod", "controller-ports")["status"]["podIP"]
+    yield {"ip": ip, "api": (service_ip, 443), "controller": (controller_ip, ports["agent-listener"])}
+    helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, check=False)
     delete_namespace(cluster, NS)
+    delete_namespace(cluster, RELEASE_NS)
     delete_namespace(cluster, TARGETS)
 
 

@@ -13,9 +13,11 @@ import pytest
 
 from jdagent.cluster.portforward import port_forward
 from jdagent.paths import CHART_DIR
-from tests.cluster.kube import delete_namespace, get_json, helm, namespace, standin_values, values_file
+from tests.cluster.kube import agent_namespace, delete_namespace, get_json, helm, namespace, standin_values, values_file
 
-RELEASE, NS = "ci", "ci-helmtest"
+# the default layout: the release namespace enforces restricted; the test pod runs in the agent namespace
+RELEASE, RELEASE_NS = "ci", "ci-helmtest"
+NS = agent_namespace(RELEASE_NS, RELEASE)
 TEST_POD = f"{RELEASE}-jenkins-dind-agent-dind-build-test"
 MANIFEST_TYPES = ", ".join(("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
                             "application/vnd.docker.distribution.manifest.v2+json",
@@ -24,16 +26,17 @@ MANIFEST_TYPES = ", ".join(("application/vnd.oci.image.manifest.v1+json", "appli
 
 @pytest.fixture(scope="module")
 def helm_test(cluster, standins, in_cluster_registry, tmp_path_factory):
-    namespace(cluster, NS, privileged=True)
+    namespace(cluster, RELEASE_NS, level="restricted")
     values = values_file(tmp_path_factory.mktemp("helmtest"),
                          standin_values(standins, helmTest={"registry": in_cluster_registry}))
-    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(values))
-    proc = helm(cluster, "4", "test", RELEASE, "-n", NS, "--timeout", "10m", check=False, timeout=720)
+    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(values))
+    proc = helm(cluster, "4", "test", RELEASE, "-n", RELEASE_NS, "--timeout", "10m", check=False, timeout=720)
     log = cluster.kubectl("-n", NS, "logs", f"pod/{TEST_POD}", "-c", "jnlp", check=False).stdout
     pod = get_json(cluster, "-n", NS, "get", "pod", TEST_POD)
     yield proc, log, pod, cluster
-    helm(cluster, "4", "uninstall", RELEASE, "-n", NS, "--wait", check=False)
+    helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, "--wait", check=False)
     delete_namespace(cluster, NS)
+    delete_namespace(cluster, RELEASE_NS)
 
 
 def test_helm_test_passes_with_a_real_multi_stage_build(helm_test):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from jdagent.paths import CHART_DIR
-from tests.cluster.kube import delete_namespace, get_json, helm, kept_namespaces, namespace
+from tests.cluster.kube import agent_namespace, delete_namespace, get_json, helm, kept_namespaces, namespace, wait_for
 
 CASES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
 HELM3_CASES = {"default-values.yaml", "minimal-values.yaml", "agent-namespace-values.yaml"}
@@ -26,8 +26,15 @@ SKIP_KINDS = {"events", "events.events.k8s.io", "endpoints", "endpointslices.dis
 
 
 def namespaces_of(values: dict, release_ns: str) -> tuple[str, ...]:
-    agent = ((values.get("agent") or {}).get("namespace") or {}).get("name")
-    return (release_ns, agent) if agent else (release_ns,)
+    """The release namespace, then the agents' (by default the chart's own name for it)."""
+    agent_ns = (values.get("agent") or {}).get("namespace") or {}
+    if agent_ns.get("sameAsController"):
+        return (release_ns,)
+    return (release_ns, agent_ns.get("name") or agent_namespace(release_ns, RELEASE))
+
+
+def shares_namespace(values: dict) -> bool:
+    return bool(((values.get("agent") or {}).get("namespace") or {}).get("sameAsController"))
 
 
 def everything(cluster, ns: str) -> set[str]:
@@ -44,16 +51,39 @@ def rendered(manifest: str) -> list[dict]:
 
 def creates_namespace(case) -> bool:
     values = yaml.safe_load(case.read_text()) or {}
-    return bool(((values.get("agent") or {}).get("namespace") or {}).get("create"))
+    agent_ns = (values.get("agent") or {}).get("namespace") or {}
+    return agent_ns.get("create", True) and not agent_ns.get("sameAsController")
 
 
 def install_case(cluster, version: str, case) -> tuple[str, tuple[str, ...], list[dict]]:
+    """Install `case` into a fresh release namespace that enforces Pod Security restricted, or privileged
+    where the case keeps the agents beside the controller."""
     values = yaml.safe_load(case.read_text()) or {}
     ns = f"i{version}-{case.stem.removesuffix('-values')}"[:50]
-    namespace(cluster, ns, privileged=True)
+    namespace(cluster, ns, level="privileged" if shares_namespace(values) else "restricted")
     helm(cluster, version, "install", RELEASE, str(CHART_DIR), "-n", ns, "-f", str(case), "--timeout", "2m")
     manifest = helm(cluster, version, "get", "manifest", RELEASE, "-n", ns).stdout
     return ns, namespaces_of(values, ns), rendered(manifest)
+
+
+def assert_workload_pods_created(cluster, release_ns: str, objects: list[dict]) -> None:
+    """Every StatefulSet and Deployment of the release namespace got its pods: Pod Security admits
+    workload objects with a warning and refuses their pods, which the controllers report as FailedCreate."""
+    workloads = [o for o in objects if o["kind"] in ("StatefulSet", "Deployment")
+                 and o["metadata"].get("namespace", release_ns) == release_ns]
+    expected = sum(int(o["spec"].get("replicas", 1)) for o in workloads)
+
+    def created() -> bool:
+        pods = get_json(cluster, "-n", release_ns, "get", "pods")["items"]
+        return len(pods) >= expected
+
+    try:
+        wait_for(f"the pods of {[o['metadata']['name'] for o in workloads]}", created, timeout=90, every=2)
+    except AssertionError as err:
+        events = cluster.kubectl("-n", release_ns, "get", "events", "--field-selector", "reason=FailedCreate",
+                                 "-o", "custom-columns=OBJECT:.involvedObject.name,MESSAGE:.message",
+                                 check=False).stdout
+        raise AssertionError(f"{err}; FailedCreate events in {release_ns}:\n{events}") from None
 
 
 def assert_admitted(cluster, release_ns: str, objects: list[dict]) -> None:
@@ -97,6 +127,8 @@ def test_every_ci_values_file_installs_and_uninstalls_with_helm_4(cluster, crds,
     try:
         assert release_status(cluster, "4", ns) == "deployed"
         assert_admitted(cluster, ns, objects)
+        # the release namespace enforces restricted (unless the agents share it): its pods were admitted
+        assert_workload_pods_created(cluster, ns, objects)
         for other in namespaces[1:]:
             labels = get_json(cluster, "get", "namespace", other)["metadata"]["labels"]
             assert labels.get("pod-security.kubernetes.io/enforce") == "privileged", labels
@@ -126,11 +158,17 @@ def _secret(cluster, ns: str, name: str) -> dict[str, str]:
 
 
 def test_upgrade_keeps_the_generated_password_and_reload_token(cluster):
+    """Also the README's migration: a release of the old layout (agents beside the controller) upgraded
+    to the default moves the agents' Role and ServiceAccount into the agent namespace it creates."""
     ns = "upgrade"
+    agents = agent_namespace(ns, RELEASE)
     namespace(cluster, ns, privileged=True)
     try:
         reload = ("--set", "controller.jcasc.reload.enabled=true")
-        helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", ns, *reload)
+        helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", ns, *reload,
+             "--set", "agent.namespace.sameAsController=true")
+        assert cluster.kubectl("get", "namespace", agents, check=False).returncode != 0
+        assert get_json(cluster, "-n", ns, "get", "role", f"{FULLNAME}-agents")["metadata"]["name"]
         secrets = [s["metadata"]["name"] for s in get_json(cluster, "-n", ns, "get", "secrets")["items"]
                    if s["metadata"].get("labels", {}).get("app.kubernetes.io/instance") == RELEASE]
         assert len(secrets) == 2, secrets  # the admin password and the reload token
@@ -139,6 +177,12 @@ def test_upgrade_keeps_the_generated_password_and_reload_token(cluster):
         helm(cluster, "4", "upgrade", RELEASE, str(CHART_DIR), "-n", ns, *reload, "--set", "agent.containerCap=12")
         after = {name: _secret(cluster, ns, name) for name in secrets}
         assert after == before
+        labels = get_json(cluster, "get", "namespace", agents)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "privileged", labels
+        for kind in ("role", "rolebinding", "serviceaccount"):
+            name = f"{FULLNAME}-agent" if kind == "serviceaccount" else f"{FULLNAME}-agents"
+            assert get_json(cluster, "-n", agents, "get", kind, name)["metadata"]["name"] == name
+            assert cluster.kubectl("-n", ns, "get", kind, name, check=False).returncode != 0, (kind, "left behind")
         history = json.loads(helm(cluster, "4", "history", RELEASE, "-n", ns, "-o", "json").stdout)
         assert [h["revision"] for h in history] == [1, 2] and history[-1]["status"] == "deployed", history
         # without the live Secret, a fresh render would have drawn new values: lookup did the keeping
@@ -148,4 +192,5 @@ def test_upgrade_keeps_the_generated_password_and_reload_token(cluster):
             assert {k: base64.b64decode(v).decode() for k, v in drawn[name]["data"].items()} != before[name]
     finally:
         helm(cluster, "4", "uninstall", RELEASE, "-n", ns, check=False)
+        delete_namespace(cluster, agents)
         delete_namespace(cluster, ns)

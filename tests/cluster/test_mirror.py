@@ -22,22 +22,24 @@ from jdagent.chart.render import render
 from jdagent.cluster import fanin
 from jdagent.engine.agentpod import mirror_values
 from jdagent.paths import ARTIFACTS_DIR, CHART_DIR
-from tests.cluster.kube import delete_namespace, helm, namespace, standin_values, values_file
+from tests.cluster.kube import agent_namespace, delete_namespace, helm, namespace, standin_values, values_file
 
-NS, RELEASE = "fanin", "fanin"
+# the default layout: the mirror in the release namespace (restricted), the agents in their own
+RELEASE_NS, RELEASE = "fanin", "fanin"
+NS = agent_namespace(RELEASE_NS, RELEASE)
 ROUNDS = (1, 4, 8)
 
 
 @pytest.fixture(scope="module")
 def rounds(cluster, standins, mirror_registry, in_cluster_registry,
            tmp_path_factory) -> tuple[list[fanin.Round], fanin.Rerun]:
-    namespace(cluster, NS, privileged=True)
+    namespace(cluster, RELEASE_NS, level="restricted")
     values = standin_values(standins, agent=fanin.SMALL_REQUESTS, **mirror_values(
         standins, f"http://{in_cluster_registry}", registry_image=mirror_registry, persistence={"size": "1Gi"}))
     path = values_file(tmp_path_factory.mktemp("fanin"), values)
-    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
-    cluster.kubectl_wait(300, "-n", NS, "rollout", "status", f"deployment/{RELEASE}-jenkins-dind-agent-mirror")
-    pod = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3").agent_pod(None)
+    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(path))
+    cluster.kubectl_wait(300, "-n", RELEASE_NS, "rollout", "status", f"deployment/{RELEASE}-jenkins-dind-agent-mirror")
+    pod = render(values=[path], namespace=RELEASE_NS, release=RELEASE, kube_version="1.36.3").agent_pod(None)
     client = docker.from_env(version="auto", timeout=600)
 
     push, upstream_log = fanin.in_cluster_upstream(cluster, client)
@@ -45,8 +47,9 @@ def rounds(cluster, standins, mirror_registry, in_cluster_registry,
     try:
         done, rerun = fanin.run_rounds(cluster, pod, NS, ROUNDS, push, upstream_log)
     finally:
-        helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
+        helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, check=False)
         delete_namespace(cluster, NS)
+        delete_namespace(cluster, RELEASE_NS)
     print("\n" + fanin.table(done))
     print(f"a new agent pulling round 1's image again: upstream blob GETs {rerun.warm}; the same image from "
           f"another repository: {rerun.other_repository} ({rerun.other_repository_manifests} manifest GETs)")

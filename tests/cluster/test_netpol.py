@@ -22,6 +22,7 @@ from jdagent.engine.agentpod import mirror_values, registry_mirrors
 from jdagent.paths import CHART_DIR
 from tests.cluster.kube import (
     BASE_IMAGE,
+    agent_namespace,
     delete_namespace,
     find_json,
     get_json,
@@ -33,20 +34,26 @@ from tests.cluster.kube import (
     wait_for,
 )
 
-NS, OUTSIDE, RELEASE = "np", "np-outsider", "np"
+# the default layout: the controller (and mirror) in the release namespace, enforcing restricted, the
+# agents in the chart's default agent namespace
+RELEASE_NS, OUTSIDE, RELEASE = "np", "np-outsider", "np"
+NS = agent_namespace(RELEASE_NS, RELEASE)
+# what Pod Security restricted asks of a container
+RESTRICTED = {"runAsNonRoot": True, "runAsUser": 65534, "allowPrivilegeEscalation": False,
+              "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
 BUILD_PORT = 8081  # what a build inside the agent pod listens on
 ENFORCED_WITHIN_S = 60
 
 
 @pytest.fixture(scope="module")
 def net(cluster, standins, mirror_registry, in_cluster_registry, tmp_path_factory):
-    namespace(cluster, NS, privileged=True)
+    namespace(cluster, RELEASE_NS, level="restricted")
     namespace(cluster, OUTSIDE)
     values = standin_values(standins, **mirror_values(
         standins, f"http://{in_cluster_registry}", registry_image=mirror_registry, persistence={"size": "1Gi"}))
     path = values_file(tmp_path_factory.mktemp("netpol"), values)
-    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
-    manifest = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3")
+    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(path))
+    manifest = render(values=[path], namespace=RELEASE_NS, release=RELEASE, kube_version="1.36.3")
     busybox = standins["busybox"]
 
     # the controller's agent and UI ports, on a pod the chart's policy selects as the controller
@@ -55,9 +62,9 @@ def net(cluster, standins, mirror_registry, in_cluster_registry, tmp_path_factor
     ports = {p["name"]: p["containerPort"] for p in jenkins["ports"]}
     served = " & ".join(listener(port) for port in ports.values())
     pods = [{"apiVersion": "v1", "kind": "Pod",
-             "metadata": {"name": "controller-ports", "namespace": NS, "labels": sts["metadata"]["labels"]},
+             "metadata": {"name": "controller-ports", "namespace": RELEASE_NS, "labels": sts["metadata"]["labels"]},
              "spec": {"containers": [{"name": "ports", "image": busybox, "imagePullPolicy": "Never",
-                                      "command": ["sh", "-c", f"{served} & wait"],
+                                      "command": ["sh", "-c", f"{served} & wait"], "securityContext": RESTRICTED,
                                       "ports": [{"name": n, "containerPort": p} for n, p in ports.items()]}]}},
             {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "outsider", "namespace": OUTSIDE},
              "spec": {"containers": [{"name": "probe", "image": busybox, "imagePullPolicy": "Never",
@@ -66,7 +73,7 @@ def net(cluster, standins, mirror_registry, in_cluster_registry, tmp_path_factor
     agent_name = f"agent-{uuid.uuid4().hex[:5]}"
     agent["metadata"] = {**agent.get("metadata", {}), "name": agent_name, "namespace": NS}
     cluster.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all([*pods, agent]))
-    for ns, name in ((NS, "controller-ports"), (OUTSIDE, "outsider"), (NS, agent_name)):
+    for ns, name in ((RELEASE_NS, "controller-ports"), (OUTSIDE, "outsider"), (NS, agent_name)):
         cluster.kubectl_wait(300, "-n", ns, "wait", "--for=condition=Ready", f"pod/{name}")
     # a build that serves a port inside the agent pod (dind's containers on the pod's network)
     served_by_build = cluster.kubectl(
@@ -79,11 +86,12 @@ def net(cluster, standins, mirror_registry, in_cluster_registry, tmp_path_factor
 
     mirrors = registry_mirrors(agent["spec"])
     assert len(mirrors) == 1 and ".svc." in mirrors[0], mirrors
-    yield {"agent": agent_name, "agent_ip": ip(NS, agent_name), "controller_ip": ip(NS, "controller-ports"),
+    yield {"agent": agent_name, "agent_ip": ip(NS, agent_name), "controller_ip": ip(RELEASE_NS, "controller-ports"),
            "ports": ports, "mirror_url": mirrors[0], "values": path}
-    helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
+    helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, check=False)
     delete_namespace(cluster, OUTSIDE)
     delete_namespace(cluster, NS)
+    delete_namespace(cluster, RELEASE_NS)
 
 
 def from_outsider(cluster, ip: str, port: int) -> str:
@@ -129,7 +137,7 @@ def test_an_agent_reaches_the_controllers_agent_port_and_the_mirror(cluster, net
                                                       net["ports"]["agent-listener"])) and a,
                       timeout=ENFORCED_WITHIN_S, every=3)
     assert reached(answer)
-    cluster.kubectl_wait(300, "-n", NS, "rollout", "status", f"deployment/{RELEASE}-jenkins-dind-agent-mirror")
+    cluster.kubectl_wait(300, "-n", RELEASE_NS, "rollout", "status", f"deployment/{RELEASE}-jenkins-dind-agent-mirror")
     # by the name dockerd is given (--registry-mirror), so cluster DNS answers too
     v2 = cluster.kubectl("-n", NS, "exec", net["agent"], "-c", "jnlp", "--", "sh", "-c",
                          f"docker run --rm --network host {BASE_IMAGE} busybox wget -q -S -O /dev/null "
@@ -150,7 +158,7 @@ def test_dockerd_answers_no_other_pod_with_or_without_policies(cluster, net, tmp
     upgraded["networkPolicy"] = {"enabled": False}
     path = tmp_path / "no-policies.yaml"
     path.write_text(yaml.safe_dump(upgraded))
-    helm(cluster, "4", "upgrade", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
+    helm(cluster, "4", "upgrade", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(path))
     assert find_json(cluster, "-n", NS, "get", "networkpolicy", f"{RELEASE}-jenkins-dind-agent-agents") is None
     # the policy was what closed the build's port: without it the outsider gets in ...
     opened = wait_for("the build's port to open without policies",

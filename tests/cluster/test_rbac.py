@@ -1,6 +1,6 @@
 """RBAC as the Kubernetes plugin uses it: with the controller ServiceAccount's own token (TokenRequest),
 the API server lets it create, watch, read logs of, exec into and delete pods in the agent namespace,
-and refuses Secrets and pods anywhere else."""
+and refuses Secrets and pods anywhere else, its own (release) namespace included."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ import yaml
 
 from jdagent import tools
 from jdagent.paths import CHART_DIR
-from tests.cluster.kube import delete_namespace, helm, namespace, service_account_kubeconfig, wait_for
+from tests.cluster.kube import agent_namespace, delete_namespace, helm, namespace, service_account_kubeconfig, wait_for
 
-NS, RELEASE = "rbac", "ci"
+# the default layout: the controller in the release namespace, the agents in the chart's default agent namespace
+RELEASE_NS, RELEASE = "rbac", "ci"
+NS = agent_namespace(RELEASE_NS, RELEASE)
 CONTROLLER_SA = f"{RELEASE}-jenkins-dind-agent"
 
 
 @pytest.fixture(scope="module")
 def as_controller(cluster, standins, tmp_path_factory):
-    namespace(cluster, NS, privileged=True)
-    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS)
-    config = service_account_kubeconfig(cluster, NS, CONTROLLER_SA,
+    namespace(cluster, RELEASE_NS, level="restricted")
+    helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS)
+    config = service_account_kubeconfig(cluster, RELEASE_NS, CONTROLLER_SA,
                                         tmp_path_factory.mktemp("rbac") / "controller.kubeconfig", "10m")
 
     def kubectl(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,13 +32,15 @@ def as_controller(cluster, standins, tmp_path_factory):
                               text=True, timeout=120, input=input_text)
 
     yield kubectl, standins["busybox"]
-    helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
+    helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, check=False)
     delete_namespace(cluster, NS)
+    delete_namespace(cluster, RELEASE_NS)
 
 
 def pod(name: str, image: str, namespace: str) -> str:
     return yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
-                           "spec": {"containers": [{"name": "main", "image": image, "imagePullPolicy": "Never",
+                           "spec": {"automountServiceAccountToken": False,  # the agent namespace's policy
+                                    "containers": [{"name": "main", "image": image, "imagePullPolicy": "Never",
                                                     "command": ["sh", "-c", "echo agent-up; sleep 600"]}],
                                     "terminationGracePeriodSeconds": 1}})
 
@@ -61,16 +65,20 @@ def test_the_controller_manages_agent_pods_in_its_namespace(as_controller):
     assert deleted.returncode == 0, deleted.stderr
 
 
-def test_the_controller_cannot_read_secrets(as_controller):
+@pytest.mark.parametrize("ns", [NS, RELEASE_NS], ids=["agent-namespace", "release-namespace"])
+def test_the_controller_cannot_read_secrets(as_controller, ns):
     kubectl, _ = as_controller
-    assert forbidden(kubectl("-n", NS, "get", "secrets"))
-    listed = kubectl("-n", NS, "get", "--raw", f"/api/v1/namespaces/{NS}/secrets")
+    assert forbidden(kubectl("-n", ns, "get", "secrets"))
+    listed = kubectl("-n", ns, "get", "--raw", f"/api/v1/namespaces/{ns}/secrets")
     assert forbidden(listed) or "Forbidden" in listed.stderr
 
 
 def test_the_controller_cannot_touch_pods_elsewhere(as_controller):
     kubectl, image = as_controller
     assert forbidden(kubectl("create", "-f", "-", input_text=pod("escape", image, "default")))
+    # not even beside itself: its Role is in the agent namespace only
+    assert forbidden(kubectl("create", "-f", "-", input_text=pod("beside", image, RELEASE_NS)))
+    assert forbidden(kubectl("-n", RELEASE_NS, "get", "pods"))
     assert forbidden(kubectl("-n", "kube-system", "get", "pods"))
     request = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
                "spec": {"namespace": "default"}}

@@ -13,6 +13,7 @@ from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
 from tests.cluster.kube import (
     BASE_IMAGE,
+    agent_namespace,
     delete_namespace,
     find_json,
     helm,
@@ -22,17 +23,19 @@ from tests.cluster.kube import (
     wait_for,
 )
 
-NS, RELEASE = "userns", "ci"
+# the default layout: release namespace enforcing restricted, the agents in the chart's default agent namespace
+RELEASE_NS, RELEASE = "userns", "ci"
+NS = agent_namespace(RELEASE_NS, RELEASE)
 
 
 def test_an_agent_pod_with_host_users_false_runs_dockerd_in_its_own_user_namespace(cluster, standins,
                                                                                     in_cluster_registry, tmp_path):
-    namespace(cluster, NS, privileged=True)
+    namespace(cluster, RELEASE_NS, level="restricted")
     values = standin_values(standins, agent={"hostUsers": False})
     path = values_file(tmp_path, values)
     try:
-        helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", NS, "-f", str(path))
-        pod = render(values=[path], namespace=NS, release=RELEASE, kube_version="1.36.3").agent_pod(None)
+        helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(path))
+        pod = render(values=[path], namespace=RELEASE_NS, release=RELEASE, kube_version="1.36.3").agent_pod(None)
         assert pod["spec"]["hostUsers"] is False
         pod["metadata"] = {**pod.get("metadata", {}), "name": "userns-agent", "namespace": NS}
         cluster.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(pod))
@@ -71,5 +74,6 @@ def test_an_agent_pod_with_host_users_false_runs_dockerd_in_its_own_user_namespa
         assert built.returncode == 0 and built.stdout.strip() == "0", (built.stdout, built.stderr)
         print(f"\ndind's uid_map: 0 -> {outside} ({count} ids); a build container ran as uid 0 inside it")
     finally:
-        helm(cluster, "4", "uninstall", RELEASE, "-n", NS, check=False)
+        helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, check=False)
         delete_namespace(cluster, NS)
+        delete_namespace(cluster, RELEASE_NS)

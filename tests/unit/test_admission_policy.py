@@ -54,8 +54,14 @@ def test_with_a_pool_the_pool_selector_is_required():
                                   " && object.spec.nodeSelector['ci.example.com/pool'] == 'builds'")
 
 
-def test_not_rendered_beside_the_controller_on_old_clusters_or_when_off():
-    assert not render().all("ValidatingAdmissionPolicy")
+SHARED = {"agent": {"namespace": {"sameAsController": True}}}
+
+
+def test_rendered_by_default_not_beside_the_controller_on_old_clusters_or_when_off():
+    _, binding = policy(render())
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "ci-agents"}}
+    assert not render(overrides=SHARED).all("ValidatingAdmissionPolicy")
     assert not render(overrides=OWN, kube_version="1.29.0").all("ValidatingAdmissionPolicy")
     off = {"agent": {**OWN["agent"], "admissionPolicy": {"enabled": False}}}
     assert not render(overrides=off).all("ValidatingAdmissionPolicy")
@@ -71,7 +77,10 @@ def notes(*args: str) -> str:
 def test_notes_say_whether_the_api_server_checks_agent_pods():
     own = notes("--set", "agent.namespace.name=ci-agents", "--set", "agent.namespace.create=true")
     assert "The API server checks every pod in ci-agents" in own
-    assert "WARNING: no admission policy: the agents share the controller's namespace" in notes()
+    assert "The API server checks every pod in ci-agents" in notes()
+    shared = notes("--set", "agent.namespace.sameAsController=true")
+    assert "WARNING: the agents share the controller's namespace (agent.namespace.sameAsController)" in shared
+    assert "no admission policy applies" in shared
     # (the old-cluster line cannot be shown here: `helm install --dry-run=client` has no --kube-version)
 
 

@@ -9,6 +9,10 @@ import pytest
 from jdagent.chart.render import RenderError, render
 
 ON = {"networkPolicy": {"agentEgress": {"enabled": True}}}
+SHARED = {"agent": {"namespace": {"sameAsController": True}}}
+# the agent policies of each layout: every pod of the agents' own namespace (default), or, beside the
+# controller, the chart's agents and separately every pod the Kubernetes plugin starts
+LAYOUTS = {"own-namespace": ({}, ("agents",)), "beside-the-controller": (SHARED, ("agents", "agents-plugin-pods"))}
 
 
 def egress_of(manifest, name: str = "agents") -> dict:
@@ -22,17 +26,21 @@ def fails(overrides) -> str:
     return err.value.stderr
 
 
-def test_egress_stays_open_by_default():
-    for name in ("agents", "agents-plugin-pods"):
-        spec = egress_of(render(), name)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_egress_stays_open_by_default(layout):
+    values, names = LAYOUTS[layout]
+    for name in names:
+        spec = egress_of(render(overrides=values), name)
         assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec
 
 
-def test_restricted_egress_allows_dns_the_controller_and_the_mirror_only():
-    manifest = render(overrides={**ON, "mirror": {"enabled": True}})
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_restricted_egress_allows_dns_the_controller_and_the_mirror_only(layout):
+    values, names = LAYOUTS[layout]
+    manifest = render(overrides={**ON, **values, "mirror": {"enabled": True}})
     controller = manifest.get("StatefulSet")["spec"]["template"]
     mirror = manifest.get("Deployment", suffix="-mirror")["spec"]["template"]
-    for name in ("agents", "agents-plugin-pods"):
+    for name in names:
         spec = egress_of(manifest, name)
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         dns, to_controller, to_mirror = spec["egress"]

@@ -146,12 +146,16 @@ def test_scheduling_and_metadata_reach_every_agent_pod():
     assert test_pod["affinity"] == affinity and test_pod["imagePullSecrets"] == [{"name": "pull"}]
 
 
-def test_networkpolicy_still_selects_agent_pods_with_extra_labels():
-    manifest = render(values=CI["platform"])
+@pytest.mark.parametrize("shared", [False, True], ids=["own-namespace", "beside-the-controller"])
+def test_networkpolicy_still_selects_agent_pods_with_extra_labels(shared):
+    manifest = render(values=CI["platform"], overrides={"agent": {"namespace": {"sameAsController": shared}}})
     policy = next(p for p in manifest.all("NetworkPolicy") if p["metadata"]["name"].endswith("-agents"))
+    selector = policy["spec"]["podSelector"]
+    # in their own namespace every pod there is selected; beside the controller, the chart's agent labels
+    assert bool(selector) is shared
     for template in manifest.kubernetes_cloud()["templates"]:
         labels = manifest.agent_pod(template["name"])["metadata"]["labels"]
-        assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+        assert selector.get("matchLabels", {}).items() <= labels.items()
 
 
 def test_jnlp_hatches_and_extra_volumes():

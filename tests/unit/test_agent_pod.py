@@ -177,7 +177,9 @@ def test_optional_dockerd_flags_present_exactly_when_set():
 
 def test_no_service_account_token_unless_enabled():
     assert agent_spec()["automountServiceAccountToken"] is False
-    assert agent_spec(overrides={"agent": {"automountServiceAccountToken": True}})["automountServiceAccountToken"]
+    # (the default admission policy refuses a token: giving one needs the policy off)
+    assert agent_spec(overrides={"agent": {"automountServiceAccountToken": True, "admissionPolicy": {
+        "enabled": False}}})["automountServiceAccountToken"]
 
 
 def test_registry_secret_reaches_only_docker_setup_and_a_writable_in_memory_docker_config():

@@ -180,7 +180,19 @@ def test_agent_namespace_is_labelled_privileged_only_when_created():
     ns = manifest.get("Namespace")
     assert ns["metadata"]["name"] == "ci-agents"
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
-    assert not render().all("Namespace")
+    # by default the chart creates "<release namespace>-<release name>-agents", one per release, shortened
+    # for a release named after its namespace; beside the controller, or told not to, none
+    [default] = render(namespace="team-a").all("Namespace")
+    assert default["metadata"]["name"] == "team-a-ci-agents"
+    assert default["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert render(namespace="team-a", release="other").get("Namespace")["metadata"]["name"] == "team-a-other-agents"
+    assert render(namespace="jenkins", release="jenkins").get("Namespace")["metadata"]["name"] == "jenkins-agents"
+    assert render(namespace="ci").kubernetes_cloud()["namespace"] == "ci-agents"
+    assert not render(overrides={"agent": {"namespace": {"sameAsController": True}}}).all("Namespace")
+    assert not render(overrides={"agent": {"namespace": {"create": False}}}).all("Namespace")
+    # a long release namespace still gives a 63-character label
+    long = render(namespace="n" * 63).get("Namespace")["metadata"]["name"]
+    assert long == "n" * 56 + "-agents"
 
 
 def test_the_created_agent_namespace_outlives_the_release():
@@ -214,7 +226,7 @@ def test_beside_the_controller_the_policies_select_the_agents_and_every_pod_the_
     """Sharing the release namespace, the policies select the chart's agent pods and, by the label the
     Kubernetes plugin puts on every pod it starts (jenkins=slave), Jenkinsfile-defined ones; neither
     selector matches the controller or the mirror."""
-    manifest = render(overrides={"mirror": {"enabled": True}})
+    manifest = render(overrides={"mirror": {"enabled": True}, "agent": {"namespace": {"sameAsController": True}}})
     policies = {n["metadata"]["name"].removeprefix("ci-jenkins-dind-agent-"): n["spec"]
                 for n in manifest.all("NetworkPolicy")}
     assert set(policies) == {"agents", "agents-plugin-pods", "controller", "mirror"}

@@ -257,7 +257,7 @@ def test_only_agent_pods_reach_the_mirror():
     assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "builds"}}}]
     assert rule["ports"] == [{"port": "registry", "protocol": "TCP"}]
     # beside the controller: the chart's agents and the plugin's pods, never the controller itself
-    shared = mirror()
+    shared = mirror(overrides={"agent": {"namespace": {"sameAsController": True}}})
     [rule] = shared.get("NetworkPolicy", suffix="-mirror")["spec"]["ingress"]
     selectors = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
     agent_labels = shared.agent_pod()["metadata"]["labels"]

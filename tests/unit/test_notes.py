@@ -27,7 +27,12 @@ def test_notes_point_at_the_rendered_secret_service_and_test():
     assert f"kubectl -n tools get secret {secret}" in text
     assert "{.data.jenkins-admin-password}" in text
     assert f"port-forward svc/{service} 8080:8080" in text
-    assert "helm test ci -n tools --logs" in text
+    # the test pod runs in the agent namespace, where helm's --logs does not look (it reads the release's)
+    assert "helm test ci -n tools\n" in text and "helm test ci -n tools --logs" not in text
+    assert "kubectl -n tools-ci-agents logs ci-jenkins-dind-agent-dind-build-test -c jnlp" in text
+    assert manifest.test_pod()["metadata"]["namespace"] == "tools-ci-agents"
+    shared = notes("--set", "agent.namespace.sameAsController=true")
+    assert "helm test ci -n tools --logs" in shared
     assert "storage driver vfs, native sidecar" in text
 
 

@@ -30,9 +30,28 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
-{{/* Namespace of the agent pods. */}}
+{{/* Namespace of the agent pods: a namespace of their own (agent.namespace.name, else
+"<release namespace>-<release name>-agents", or "<release namespace>-agents" for a release named after its
+namespace; the front is cut to 56 characters so that the name stays a 63-character label), or the release
+namespace with agent.namespace.sameAsController. Two releases never share a default agent namespace: each
+would claim the Namespace object. */}}
 {{- define "jda.agentNamespace" -}}
-{{- default .Release.Namespace .Values.agent.namespace.name -}}
+{{- $ns := .Values.agent.namespace -}}
+{{- if $ns.sameAsController -}}
+{{- .Release.Namespace -}}
+{{- else if $ns.name -}}
+{{- $ns.name -}}
+{{- else -}}
+{{- $front := ternary .Release.Namespace (printf "%s-%s" .Release.Namespace .Release.Name) (eq .Release.Name .Release.Namespace) -}}
+{{- printf "%s-agents" (trunc 56 $front | trimSuffix "-") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the chart creates the agent namespace. */}}
+{{- define "jda.createsAgentNamespace" -}}
+{{- if and .Values.agent.namespace.create (not .Values.agent.namespace.sameAsController) -}}
+true
+{{- end -}}
 {{- end -}}
 
 {{- define "jda.controllerServiceAccount" -}}

@@ -37,11 +37,11 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- if and $a.registry.push (not $a.registry.secretName) -}}
 {{- fail "agent.registry.push is true but agent.registry.secretName is empty: name a kubernetes.io/dockerconfigjson Secret in the agent namespace" -}}
 {{- end -}}
-{{- if and $a.namespace.create (not $a.namespace.name) -}}
-{{- fail "agent.namespace.create is true but agent.namespace.name is empty: name the namespace to create" -}}
+{{- if and $a.namespace.sameAsController $a.namespace.name -}}
+{{- fail (printf "agent.namespace.name (%s) is set but agent.namespace.sameAsController is true, which runs the agents in the release namespace (%s): set one of them" $a.namespace.name .Release.Namespace) -}}
 {{- end -}}
-{{- if and $a.namespace.create (eq $a.namespace.name .Release.Namespace) -}}
-{{- fail (printf "agent.namespace.create is true but agent.namespace.name (%s) is the release namespace, which already exists" $a.namespace.name) -}}
+{{- if and (not $a.namespace.sameAsController) (eq $a.namespace.name .Release.Namespace) -}}
+{{- fail (printf "agent.namespace.name (%s) is the release namespace: agents beside the controller need agent.namespace.sameAsController=true (and leave name empty); the default gives them a namespace of their own" $a.namespace.name) -}}
 {{- end -}}
 {{- if and $a.dind.prewarm.enabled (not $a.dind.prewarm.images) -}}
 {{- fail "agent.dind.prewarm.enabled is true but agent.dind.prewarm.images is empty: list the images baked into agent.dind.image" -}}

@@ -68,7 +68,7 @@ def main() -> int:
         provider.load_image(cluster, mirror_image)
         base = addons.seeded_registry(cluster, standins["registry"], standins["busybox"])
         cluster.kubectl("create", "namespace", NS)
-        cluster.kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=privileged")
+        cluster.kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted")
         values = deep_merge(agentpod.standin_overrides(standins), {
             "agent": {**fanin.SMALL_REQUESTS, "dind": {**fanin.SMALL_REQUESTS["dind"],
                                                        "insecureRegistries": [addons.REGISTRY]}},
@@ -82,11 +82,13 @@ def main() -> int:
         subprocess.run([helm, "--kubeconfig", str(cluster.kubeconfig), "install", NS, str(CHART_DIR), "-n", NS,
                         "-f", str(path)], check=True, capture_output=True, text=True, timeout=600)
         cluster.kubectl_wait(300, "-n", NS, "rollout", "status", f"deployment/{NS}-jenkins-dind-agent-mirror")
-        pod = render(values=[path], namespace=NS, release=NS, kube_version=pins.KUBERNETES.lstrip("v")).agent_pod(None)
+        manifest = render(values=[path], namespace=NS, release=NS, kube_version=pins.KUBERNETES.lstrip("v"))
+        pod = manifest.agent_pod(None)
 
         push, upstream_log = fanin.in_cluster_upstream(cluster, client)
 
-        rounds, rerun = fanin.run_rounds(cluster, pod, NS, COUNTS, push, upstream_log)
+        rounds, rerun = fanin.run_rounds(cluster, pod, manifest.kubernetes_cloud()["namespace"], COUNTS, push,
+                                         upstream_log)
 
         def push_base(image: str, repository: str) -> str:
             with port_forward(cluster, "registry", "svc/registry", 5000) as port:

@@ -56,8 +56,9 @@ def build_in(cluster: Cluster, namespace: str, pod: str, base: str) -> float:
 def measure(cluster: Cluster, load_image: Callable[[str], None], client: docker.DockerClient,
             standins: dict[str, str], values: dict[str, Any], namespace: str, release: str,
             push: Callable[[str, str], str], kube_version: str) -> dict[str, Any]:
-    """Every variant once, and the host floor. `push(image, repository)` puts a host image into the
-    in-cluster registry and returns the name pods pull; `load_image(image)` imports one into the node."""
+    """Every variant once, and the host floor, with the release `release` in `namespace` (its agent pods in
+    the agent namespace the chart renders). `push(image, repository)` puts a host image into the in-cluster
+    registry and returns the name pods pull; `load_image(image)` imports one into the node."""
     engine = Bench(client, runs=1)
     remote = push(engine.base, "bench-base")
     client.images.get(engine.base).tag(remote)  # the prewarmed data root lists it under the build's name
@@ -73,15 +74,16 @@ def measure(cluster: Cluster, load_image: Callable[[str], None], client: docker.
             dind: dict[str, Any] = {"storageDriver": driver}
             if warm:
                 dind |= {"image": agentpod.image_values(warm_image), "prewarm": {"enabled": True, "images": [remote]}}
-            pod = render(overrides=deep_merge(values, {"agent": {"dind": dind}}), namespace=namespace,
-                         release=release, kube_version=kube_version).agent_pod(None)
-            [name] = fanin.start_agents(cluster, pod, namespace, 1, f"first-{driver}-{'warm' if warm else 'cold'}")
+            manifest = render(overrides=deep_merge(values, {"agent": {"dind": dind}}), namespace=namespace,
+                              release=release, kube_version=kube_version)
+            pod, agents = manifest.agent_pod(None), manifest.kubernetes_cloud()["namespace"]
+            [name] = fanin.start_agents(cluster, pod, agents, 1, f"first-{driver}-{'warm' if warm else 'cold'}")
             try:
-                [startup] = fanin.wait_ready(cluster, namespace, [name])
-                seconds = build_in(cluster, namespace, name, remote)
+                [startup] = fanin.wait_ready(cluster, agents, [name])
+                seconds = build_in(cluster, agents, name, remote)
                 done = FirstBuild(driver, warm, startup, seconds, time.time() - startup.created)
             finally:
-                cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=true", "--timeout=120s", timeout=180,
+                cluster.kubectl("-n", agents, "delete", "pod", name, "--wait=true", "--timeout=120s", timeout=180,
                                 check=False)
             rows.append(done.row())
             log(f"first build, {driver} {'prewarmed' if warm else 'cold'}: ready {done.startup.to_ready:.0f} s, "

@@ -46,7 +46,8 @@ def test_additional_script_is_rendered(rendered):
     scripts = rendered.get("ConfigMap", suffix="-additional-scripts")["data"]["jenkins-dind-agent.sh"]
     assert "config ci jenkins master $ACTION jenkins-dind-agent" in scripts
     assert "--csrf" in scripts
-    assert "config provider kubernetes account edit default --docker-registries jda-registry" in scripts
+    assert "config provider docker-registry account edit jda-registry --track-digests true" in scripts
+    assert "--docker-registries" not in scripts, "the v2 account ignores registry references (issue 20 item 5)"
 
 
 def test_upstream_config_adds_both_registry_accounts(rendered):

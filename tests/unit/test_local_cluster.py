@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from jdagent import gobuild
-from jdagent.cluster.local import config, pins
+from jdagent.cluster.local import addons, config, pins
 from jdagent.cluster.local.config import Layout
 from jdagent.cluster.local.node import missing
 from jdagent.cluster.local.relay import main as relay_main
@@ -119,6 +119,11 @@ def test_containerd_config_has_the_cri_keys_the_pinned_source_reads(tmp_path):
     assert runtime["cni"]["bin_dirs"] == [str(tmp_path / "cni")]
     images = parsed["plugins"]["io.containerd.cri.v1.images"]
     assert images["pinned_images"]["sandbox"] == f"registry.k8s.io/pause:{pins.PAUSE}"
+    # the in-cluster registry's name maps to its ClusterIP (the hosts.toml kind mounts, too)
+    hosts = Path(images["registry"]["config_path"])
+    assert hosts == config.REGISTRY_HOSTS_DIR
+    server = tomllib.loads((hosts / "registry.registry.svc.cluster.local_5000_" / "hosts.toml").read_text())
+    assert server == {"server": f"http://{addons.REGISTRY}"}
     assert parsed["grpc"]["address"].startswith("/run/jda-local/unit/")
 
 

@@ -91,7 +91,7 @@ def test_jenkins_address_is_the_rendered_controller_service():
 def test_jenkins_user_and_csrf_match_the_jenkins_chart():
     argv = next(a for a in hal_lines(script()) if "--username" in a)
     manifest = jenkins_manifest()
-    admin_id = manifest.get("Secret")["data"]["jenkins-admin-user"]
+    admin_id = manifest.get("Secret", suffix="-admin")["data"]["jenkins-admin-user"]
     assert argv[argv.index("--username") + 1] == base64.b64decode(admin_id).decode()
     assert "--csrf" in argv and manifest.jcasc()["jenkins"]["crumbIssuer"] == "standard"
 
@@ -288,3 +288,17 @@ def test_the_readme_states_the_kubectl_skew_of_the_halyard_path():
     readme = (SPINNAKER_DIR / "README.md").read_text()
     assert f"kubectl {facts['halyard_image']['version']}" in readme
     assert f"kubectl {facts['clouddriver_image']['default']}" in readme
+
+
+def test_the_kubernetes_account_is_limited_to_the_sources_namespaces():
+    """values.yaml is generated from spinnaker.yaml (test_spinnaker_kustomize checks it is fresh); the upstream
+    chart passes kubeConfig.nameSpaces as --namespaces (and omittedNameSpaces only without them), a flag the
+    pinned Halyard declares: the same namespaces as the kustomize path's account."""
+    from jdagent.chart.spinnaker import load
+
+    source = load()
+    assert BASE["kubeConfig"]["nameSpaces"] == list(source.kubernetes.namespaces)
+    assert "omittedNameSpaces" not in BASE["kubeConfig"]
+    assert BASE["kubeConfig"]["contexts"] == [source.kubernetes.name] == [BASE["kubeConfig"]["deploymentContext"]]
+    assert HAL_FLAGS["config provider kubernetes account add"]["flags"]["--namespaces"] == "value"
+    assert BASE["halyard"]["spinnakerVersion"] == source.halyard_release

@@ -17,6 +17,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from jdagent import tools
 from jdagent.cluster.provider import Cluster, Provider, log, run
 from jdagent.paths import ARTIFACTS_DIR, REPO_ROOT
@@ -115,6 +117,19 @@ def kubeconfig_path(name: str) -> Path:
     return ARTIFACTS_DIR / "kind" / f"{name}.kubeconfig"
 
 
+def resolved_config(name: str, source: Path = KIND_CONFIG) -> Path:
+    """kind-config.yaml with every relative extraMounts hostPath made absolute against the repository root
+    (kind resolves them against its own working directory), written beside the cluster's kubeconfig."""
+    config = yaml.safe_load(source.read_text())
+    for node in config.get("nodes", []):
+        for mount in node.get("extraMounts", []):
+            mount["hostPath"] = str((REPO_ROOT / mount["hostPath"]).resolve())
+    path = ARTIFACTS_DIR / "kind" / f"{name}-config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 class KindProvider(Provider):
     """Clusters made by the `kind` binary from tests/e2e/kind-config.yaml."""
 
@@ -143,7 +158,7 @@ class KindProvider(Provider):
             self.delete(name)
         log(f"creating kind cluster {name} ({KIND_CONFIG.name}); this pulls kindest/node")
         try:
-            run(["kind", "create", "cluster", "--name", name, "--config", str(KIND_CONFIG), "--wait", "180s",
+            run(["kind", "create", "cluster", "--name", name, "--config", str(resolved_config(name)), "--wait", "180s",
                  "--kubeconfig", str(kubeconfig)], stream=True, timeout=900)
         except BaseException:
             log(f"kind create cluster {name} did not finish: deleting the half-built cluster")

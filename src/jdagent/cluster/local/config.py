@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jdagent.cluster.local import pins
-from jdagent.paths import ARTIFACTS_DIR
+from jdagent.paths import ARTIFACTS_DIR, REPO_ROOT
 
 NODE_IP = "10.213.0.1"          # on a veth inside the namespace: node, API server, kubelet
 SERVICE_CIDR = "10.96.0.0/16"
@@ -30,6 +30,9 @@ KUBE_ROUTER_CHAIN = "KUBE-ROUTER-FORWARD"  # its netpol controller's top FORWARD
 PAUSE_IMAGE = f"registry.k8s.io/pause:{pins.PAUSE}"
 COREDNS_IMAGE = f"jda-local/coredns:{pins.COREDNS}"  # ours, built from the module: not the upstream image
 DISTRIBUTION_IMAGE = f"jda-local/registry:{pins.DISTRIBUTION}"  # the same, for the chart's mirror
+# containerd's registry hosts (docs/hosts.md), shared with the kind cluster: registry.registry.svc.cluster.local:5000,
+# the name the agents push to, pulled from the registry Service's ClusterIP (addons.REGISTRY_IP) over plain HTTP
+REGISTRY_HOSTS_DIR = REPO_ROOT / "tests" / "e2e" / "containerd-certs.d"
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ state = "{layout.run / 'containerd'}"
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = "{PAUSE_IMAGE}"
+  # the cluster's own hosts directory, not the machine's /etc/containerd/certs.d (containerd's default)
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "{REGISTRY_HOSTS_DIR}"
 
 [plugins.'io.containerd.cri.v1.runtime']
   # the sandbox's default oom_score_adj (-998) is refused on these machines; keep it at ours or above

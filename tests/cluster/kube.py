@@ -91,6 +91,11 @@ def service_account_kubeconfig(cluster: Cluster, namespace: str, account: str, p
     """A kubeconfig at `path` that authenticates as ServiceAccount `account` with a token of its own
     (TokenRequest), the way the Kubernetes plugin calls the API server from the controller."""
     token = cluster.kubectl("-n", namespace, "create", "token", account, f"--duration={duration}").stdout.strip()
+    return token_kubeconfig(cluster, token, path)
+
+
+def token_kubeconfig(cluster: Cluster, token: str, path: Path) -> Path:
+    """A kubeconfig at `path` that authenticates with bearer `token` against the cluster's API server."""
     server = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "c",

@@ -99,8 +99,10 @@ def test_a_registry_signed_by_a_private_ca_is_trusted_through_ca_certificates(do
 
 def test_docker_login_saves_its_credentials_in_jnlps_home(docker_client, standins, auth_registry):
     agent = {"dind": {"insecureRegistries": [auth_registry.address]},
-             "registry": {"server": auth_registry.address, "push": True, "secretName": "registry-push"}}
-    manifest, spec = agentpod.render_agent_pod(overrides=agentpod.standin_overrides(standins, **agent))
+             "registry": {"server": auth_registry.address, "push": True, "secretName": "registry-push",
+                          "pushFolders": ["releases"]}}
+    overrides = {**agentpod.standin_overrides(standins, **agent), "exampleJob": {"folder": "releases"}}
+    manifest, spec = agentpod.render_agent_pod(overrides=overrides, push=True)
     files = agentpod.pod_files(manifest, spec, {"registry-push": {".dockerconfigjson": b'{"auths": {}}'}})
     with PodRunner(spec, client=docker_client, files=files, name="jda-test") as pod:
         login = pod.exec("jnlp", f"echo {registry.PASSWORD} | docker login -u {registry.USER} --password-stdin "

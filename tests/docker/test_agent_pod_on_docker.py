@@ -59,12 +59,17 @@ def test_multi_stage_build_with_network_host_from_jnlp(docker_client, standins):
         assert len(history) == len(base_layers) + 2, "final image = base + COPY + CMD, no build-stage layers"
 
 
+def push_values(standins, address: str) -> dict:
+    """The chart's push template on: its pods (and no others) mount the registry Secret."""
+    agent = {"dind": {"insecureRegistries": [address]},
+             "registry": {"server": address, "push": True, "secretName": "registry-push", "pushFolders": ["releases"]}}
+    return {**agentpod.standin_overrides(standins, **agent), "exampleJob": {"folder": "releases"}}
+
+
 def test_push_with_secret_credentials_and_pull_back_by_digest(docker_client, standins, auth_registry):
     reg = auth_registry
     files_secret = {"registry-push": {".dockerconfigjson": reg.dockerconfigjson()}}
-    agent = {"dind": {"insecureRegistries": [reg.address]},
-             "registry": {"server": reg.address, "push": True, "secretName": "registry-push"}}
-    manifest, spec = agentpod.render_agent_pod(overrides=agentpod.standin_overrides(standins, **agent))
+    manifest, spec = agentpod.render_agent_pod(overrides=push_values(standins, reg.address), push=True)
     files = agentpod.pod_files(manifest, spec, files_secret)
     with PodRunner(spec, client=docker_client, files=files, name="jda-test") as pod:
         # only jnlp holds the credentials
@@ -87,9 +92,17 @@ def test_push_with_secret_credentials_and_pull_back_by_digest(docker_client, sta
     assert reg.request("/v2/sample/tags/list")[0] == 200
 
 
-def test_push_without_the_secret_is_refused(docker_client, standins, auth_registry):
-    """The registry really checks credentials, so the test above proves the Secret mount works."""
-    with run_pod(docker_client, standins, dind={"insecureRegistries": [auth_registry.address]}) as pod:
+def test_the_default_template_gets_no_registry_credentials_and_its_push_is_refused(docker_client, standins,
+                                                                                   auth_registry):
+    """With the push template on and its Secret at hand, a pod of the default template mounts no registry
+    credentials, and the registry (which really checks them: the test above) refuses its push."""
+    reg = auth_registry
+    manifest, spec = agentpod.render_agent_pod(overrides=push_values(standins, reg.address))
+    assert not [v for v in spec["volumes"] if "secret" in v], spec["volumes"]
+    files = agentpod.pod_files(manifest, spec, {"registry-push": {".dockerconfigjson": reg.dockerconfigjson()}})
+    with PodRunner(spec, client=docker_client, files=files, name="jda-test") as pod:
+        config = pod.exec("jnlp", "cat /home/jenkins/.docker/config.json 2>/dev/null || true").output
+        assert "auths" not in config or reg.address not in config, config
         agentpod.load_image(pod, docker_client, standins["busybox"])
         target = f"{auth_registry.address}/anonymous:1"
         pod.exec("jnlp", ["docker", "tag", standins["busybox"], target])

@@ -2,7 +2,9 @@
 files/dind-start.sh is exercised with fake inputs in tests/unit/test_dind_start.py):
 
 - containers and build steps that dockerd starts cannot use more memory than the dind container was
-  given: they are OOM-killed, dockerd survives; without the chart's nesting the same allocation lives;
+  given minus the headroom kept for dockerd (the cgroup jda-builds and its own limit): they are
+  OOM-killed at jda-builds' limit, not dind's, and dockerd survives; without the chart's nesting the
+  same allocation lives;
 - /var/run/docker.sock exists on the daemon's side, for tools that mount it into their containers;
 - the bridges follow the pod network's MTU, and an explicit agent.dind.mtu wins.
 """
@@ -20,13 +22,15 @@ from jdagent.engine.podrun import PodRunner
 
 pytestmark = pytest.mark.docker
 LIMIT = "384Mi"
+HEADROOM = "128Mi"  # jda-builds: 256 MiB
 GREEDY = "dd if=/dev/zero of=/dev/null bs=700M count=1"  # fills a 700 MiB buffer (reads every page)
 MODEST = "dd if=/dev/zero of=/dev/null bs=64M count=1"
 
 
 def pod(docker_client, standins, network=None, mutate=None, **dind):
     overrides = agentpod.standin_overrides(standins, dind={
-        "resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": LIMIT}}, **dind})
+        "resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": LIMIT}}, "buildMemoryHeadroom": HEADROOM,
+        **dind})
     manifest, spec = agentpod.render_agent_pod(overrides=overrides)
     spec = copy.deepcopy(spec)
     if mutate:
@@ -39,12 +43,13 @@ def memory_cgroup(proc_cgroup: str) -> str:
     return next(line.split(":", 2)[2] for line in proc_cgroup.split("\n") if line.split(":")[1:2] == ["memory"])
 
 
-def limit_hits(runner, cgroup: str) -> int:
-    """How often a charge failed at the memory limit of dind's cgroup or of its jda-builds cgroup (cgroup
-    v1 memory.failcnt, counted on the cgroup whose limit was hit)."""
+def limit_hits(runner, cgroup: str) -> tuple[int, int]:
+    """How often a charge failed at the memory limit of dind's cgroup and of its jda-builds cgroup (cgroup
+    v1 memory.failcnt, counted on the cgroup whose limit was hit, not on its ancestors)."""
     base = f"/sys/fs/cgroup/memory{cgroup.rstrip('/')}"
     out = runner.exec("dind", ["sh", "-c", f"cat {base}/memory.failcnt {base}/jda-builds/memory.failcnt"]).output
-    return sum(int(n) for n in out.split())
+    own, builds = (int(n) for n in out.split())
+    return own, builds
 
 
 def run_greedy(runner, busybox, command):
@@ -64,18 +69,23 @@ def test_containers_and_builds_are_held_to_the_dind_memory_limit(docker_client, 
                                      "cat", "/proc/self/cgroup"])
         inner = memory_cgroup(probe.output)
         assert inner.startswith(f"{own}/jda-builds/"), (own, inner)
+        builds = f"/sys/fs/cgroup/memory{own.rstrip('/')}/jda-builds/memory.limit_in_bytes"
+        assert int(runner.exec("dind", ["cat", builds]).output) == 256 * 1024 * 1024, "dind's limit minus the headroom"
+        logged = "jda-builds memory.limit_in_bytes 268435456 (dind's limit 402653184 minus 134217728"
+        assert logged in runner.logs("dind")
         ok, state = run_greedy(runner, busybox, MODEST)
         assert ok.exit_code == 0 and state == "false 0", "control: a modest allocation works"
-        before = limit_hits(runner, own)
+        own_before, builds_before = limit_hits(runner, own)
         killed, state = run_greedy(runner, busybox, GREEDY)
-        # Docker sets OOMKilled from an OOM event of the container's own cgroup, which need not fire when the
-        # limit hit is dind's (an ancestor's): the kernel's own count of hits at that limit decides then
         assert killed.exit_code == 137, (killed.output, state)
-        after = limit_hits(runner, own)
-        assert state == "true 137" or after > before, (state, before, after)
+        own_after, builds_after = limit_hits(runner, own)
+        # the allocation hit jda-builds' limit, never dind's own: the OOM stayed below dockerd's cgroup
+        assert builds_after > builds_before and own_after == own_before, (own_before, own_after, builds_before,
+                                                                          builds_after, state)
         built = agentpod.build(runner, {"Dockerfile": f"FROM {busybox}\nRUN {GREEDY}\n".encode()}, "greedy:1")
         assert built.result.exit_code != 0
         assert "exit code: 137" in built.result.output, built.result.output[-1500:]
+        assert limit_hits(runner, own)[1] > builds_after, "the build step hit jda-builds' limit too"
         runner.container("dind").reload()
         assert runner.container("dind").status == "running", "dockerd must survive its containers' OOM"
         assert runner.exec("jnlp", ["docker", "version"]).exit_code == 0

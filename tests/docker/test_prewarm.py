@@ -74,6 +74,26 @@ def test_overlay2_agent_binds_the_baked_layers_into_the_emptydir(docker_client, 
         first_build_pulls_nothing(pod, busybox, busybox)
 
 
+def test_overlay2_agent_binds_the_layers_again_after_a_dind_restart(docker_client, standins, prewarmed_dind):
+    """The bind mounts die with the dind container, /var/lib/docker (the emptyDir) does not: after a restart
+    (an OOM, a crash, a failed startupProbe) dind-start.sh binds the baked layers again, and the images work."""
+    busybox = standins["busybox"]
+    with prewarmed_pod(docker_client, standins, prewarmed_dind, busybox, "overlay2") as pod:
+        assert pod.exec("jnlp", ["docker", "run", "--rm", busybox, "true"]).exit_code == 0
+        pod.container("dind").restart(timeout=10)
+        deadline = time.monotonic() + 60
+        while pod.exec("jnlp", ["docker", "version"], quiet=True).exit_code != 0:
+            assert time.monotonic() < deadline, pod.logs("dind")[-3000:]
+            time.sleep(0.5)
+        ran = pod.exec("jnlp", ["docker", "run", "--rm", busybox, "sh", "-c", "echo layers-there"])
+        assert ran.exit_code == 0 and "layers-there" in ran.output, ran.output
+        log = pod.logs("dind")
+        assert "is not empty (a restarted container): kept;" in log and "bind-mounted again from the image" in log
+        binds = [line.split() for line in pod.exec("dind", ["cat", "/proc/self/mountinfo"]).output.splitlines()
+                 if "/var/lib/docker/overlay2/" in line and line.split()[4].endswith("/diff")]
+        assert binds and all(fields[5].startswith("ro") for fields in binds), binds
+
+
 def image_file(docker_client, image: str, path: str) -> bytes:
     """A file of an image, read from a created (never started) container: no log-stream race."""
     holder = docker_client.containers.create(image, entrypoint=["true"])

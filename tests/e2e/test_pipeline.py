@@ -14,7 +14,8 @@ from jdagent.cluster import jenkinsjob, release
 from jdagent.cluster.portforward import port_forward
 from jdagent.engine.registry import MANIFEST_TYPES
 
-JOB = "dind-example"
+# in the folder that may use the push template (tests/e2e/kind-values.yaml)
+JOB = "releases/dind-example"
 # The line the built image prints (docker run), not BuildKit's echo of the RUN instruction.
 IMAGE_OUTPUT = re.compile(r"(?m)^built in stage one on (x86_64|aarch64)$")
 
@@ -48,17 +49,19 @@ def run_job(client, request, cluster=None) -> jenkinsjob.Build:
     that never started or never finished carries the agent namespace's events in its error (an agent pod
     that cannot be scheduled or pulled says why there)."""
     saved = request.node.__dict__.setdefault("jda_artifacts", {})
+    stem = JOB.replace("/", "-")
     try:
         build = jenkinsjob.run_job(client, JOB, {"PUSH": True})
     except jenkinsjob.JobError as exc:
         if exc.number is not None:
-            saved[f"{JOB}-{exc.number}-console.txt"] = exc.console
+            saved[f"{stem}-{exc.number}-console.txt"] = exc.console
         if cluster is None:
             raise
-        events = release.recent_events(cluster, release.AGENT_NAMESPACE)
-        raise jenkinsjob.JobError(f"{exc}\nevents in {release.AGENT_NAMESPACE}:\n{events}", exc.number,
+        # the example job pushes, so its pod is the push template's, in the push namespace
+        events = release.recent_events(cluster, release.PUSH_NAMESPACE)
+        raise jenkinsjob.JobError(f"{exc}\nevents in {release.PUSH_NAMESPACE}:\n{events}", exc.number,
                                   exc.console) from exc
-    saved[f"{JOB}-{build.number}-console.txt"] = build.console
+    saved[f"{stem}-{build.number}-console.txt"] = build.console
     return build
 
 

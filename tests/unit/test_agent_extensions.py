@@ -174,12 +174,14 @@ def test_hostpath_volumes_are_refused_for_agents():
 
 
 def test_workspace_size_limit_goes_through_jcasc_for_every_template():
-    manifest = render(overrides={"agent": {"workspaceVolume": {"sizeLimit": "10Gi"}, "extraTemplates": [MAVEN]}})
+    manifest = render(overrides={"agent": {"workspaceVolume": {"sizeLimit": "6Gi"}, "extraTemplates": [MAVEN]}})
     for template in manifest.kubernetes_cloud()["templates"]:
-        assert template["workspaceVolume"] == {"emptyDirWorkspaceVolume": {"memory": False, "sizeLimit": "10Gi"}}
+        assert template["workspaceVolume"] == {"emptyDirWorkspaceVolume": {"memory": False, "sizeLimit": "6Gi"}}
     # the yaml's own volume of that name (replaced by the plugin) says the same, for the helm test pod
-    assert volume(manifest.agent_pod()["spec"], KUBE["workspace_volume"]["name"])["emptyDir"] == {"sizeLimit": "10Gi"}
-    assert "workspaceVolume" not in render().pod_template()
+    assert volume(manifest.agent_pod()["spec"], KUBE["workspace_volume"]["name"])["emptyDir"] == {"sizeLimit": "6Gi"}
+    # bounded by default (10Gi); only an explicit empty value leaves the workspace unbounded
+    assert render().pod_template()["workspaceVolume"]["emptyDirWorkspaceVolume"]["sizeLimit"] == "10Gi"
+    assert "workspaceVolume" not in render(overrides={"agent": {"workspaceVolume": {"sizeLimit": ""}}}).pod_template()
 
 
 def test_jnlp_home_is_writable_with_a_read_only_root():

@@ -82,9 +82,15 @@ def test_docker_data_is_an_emptydir_with_size_limit():
     assert "hostPath" not in vol
 
 
-def test_dind_resources_include_ephemeral_storage():
+def test_dind_requests_ephemeral_storage_and_sets_no_pod_budget_by_default():
+    """The request counts for scheduling. A limit is summed by the kubelet into the pod's budget for all it
+    writes, emptyDirs included; the old default (24Gi) fell short of the emptyDirs' own limits (20Gi +
+    2Gi + 1Gi + 256Mi) and evicted pods before /var/lib/docker was full, so there is none by default."""
     res = container(agent_spec(), "dind")["resources"]
-    assert "ephemeral-storage" in res["requests"] and "ephemeral-storage" in res["limits"]
+    assert "ephemeral-storage" in res["requests"] and "ephemeral-storage" not in res["limits"]
+    given = container(agent_spec(overrides={"agent": {"dind": {"resources": {"limits": {
+        "ephemeral-storage": "32Gi"}}}}}), "dind")["resources"]
+    assert given["limits"]["ephemeral-storage"] == "32Gi"
 
 
 def test_jnlp_uses_the_pod_dockerd_and_is_locked_down():
@@ -119,23 +125,31 @@ def test_jnlp_gets_the_docker_cli_from_the_dind_image():
     assert spec["initContainers"][0]["name"] == "docker-setup", "setup must finish before dind and jnlp start"
 
 
-@pytest.mark.parametrize("kube,native", [("1.27.0", False), ("1.28.0", False), ("1.29.0", True), ("1.37.0", True)])
+@pytest.mark.parametrize("kube,native", [("1.27.0", False), ("1.28.0", False), ("1.29.0", False), ("1.32.9", False),
+                                         ("1.33.0", True), ("1.37.0", True)])
 def test_native_sidecar_follows_kubernetes_version(kube, native):
+    """auto: native sidecars from 1.33, where SidecarContainers is GA and locked on; on 1.29-1.32 a cluster
+    may run with the gate off (the API server then drops restartPolicy and refuses the startupProbe)."""
     spec = agent_spec(kube_version=kube)
     assert is_native_sidecar(spec, "dind") is native
     names = [c["name"] for c in spec["containers"]]
     assert ("dind" in names) is (not native)
 
 
+@pytest.mark.parametrize("kube", ["1.29.0", "1.32.0"])
+def test_native_sidecar_true_is_the_explicit_choice_on_beta_versions(kube):
+    assert is_native_sidecar(agent_spec(kube_version=kube, overrides={"agent": {"nativeSidecar": "true"}}), "dind")
+    assert not is_native_sidecar(agent_spec(kube_version="1.37.0", overrides={"agent": {"nativeSidecar": False}}),
+                                 "dind")
+
+
 def test_native_sidecar_waits_through_startup_probe():
-    dind = container(agent_spec(kube_version="1.30.0"), "dind")
+    dind = container(agent_spec(kube_version="1.33.0"), "dind")
     probe = dind["startupProbe"]
     assert probe["exec"]["command"] == ["docker", "version"], "docker info also starts every CLI plugin"
     assert probe["periodSeconds"] == 1
     assert probe["failureThreshold"] == 60
     assert env_of(dind)["DOCKER_HOST"] == "tcp://127.0.0.1:2375"
-    jnlp = container(agent_spec(kube_version="1.30.0"), "jnlp")
-    assert "command" not in jnlp, "with a native sidecar the stock agent entrypoint runs unchanged"
 
 
 @pytest.mark.parametrize("override", [{"nativeSidecar": "false"}, {}])
@@ -148,7 +162,7 @@ def test_classic_path_polls_fast_and_bounded_before_the_agent(override):
     assert cmd[:2] == ["/bin/sh", "-c"]
     script = cmd[2]
     assert "sleep 0.2" in script
-    assert "limit=150" in script  # 30 s / 0.2 s
+    assert "-ge 30 ]" in script and "within 30s" in script  # wall-clock bound
     assert "exit 1" in script and "exec \"$@\"" in script
     assert cmd[-1] == "/usr/local/bin/jenkins-agent"
     assert "${" not in script, "JCasC would interpolate brace variables"
@@ -184,7 +198,10 @@ def test_no_service_account_token_unless_enabled():
 
 def test_registry_secret_reaches_only_docker_setup_and_a_writable_in_memory_docker_config():
     manifest = render(values=[p for p in CI_VALUES if p.name == "push-values.yaml"])
-    spec = manifest.agent_pod()["spec"]
+    # only the push template's pods: the default template and the helm test pod mount no Secret at all
+    for other in (manifest.agent_pod()["spec"], manifest.test_pod()["spec"]):
+        assert not [v for v in other["volumes"] if "secret" in v or "projected" in v], other["volumes"]
+    spec = manifest.push_pod()["spec"]
     auth = volume(spec, "registry-auth")
     assert auth["secret"]["secretName"] == "registry-push"
     assert auth["secret"]["items"] == [{"key": ".dockerconfigjson", "path": "config.json"}]
@@ -264,7 +281,7 @@ def test_prewarm_loads_archives_before_the_agent_starts():
     plain = container(agent_spec(), "dind")
     assert "lifecycle" not in plain
     over = {"agent": {"dind": {"prewarm": {"enabled": True, "images": ["busybox:1.37.0", "alpine:3.22"]}}}}
-    native = container(agent_spec(overrides=over, kube_version="1.30.0"), "dind")
+    native = container(agent_spec(overrides=over, kube_version="1.33.0"), "dind")
     hook = native["lifecycle"]["postStart"]["exec"]["command"][-1]
     assert "docker load -q -i" in hook and "/opt/jda-prewarm/*.tar" in hook and "${" not in hook
     probe = native["startupProbe"]["exec"]["command"][-1]

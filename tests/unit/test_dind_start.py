@@ -1,11 +1,15 @@
 """files/dind-start.sh decides, from /proc/self/cgroup and the cgroup mount, how dockerd's containers
-stay inside the dind container. The Docker tier runs the v1 branch for real; here every branch runs
-against fake inputs (JDA_PROC_CGROUP, JDA_CGROUP_ROOT, JDA_NET_ROOT) with a fake `mount` on PATH and a
-fake entrypoint that prints the command line dockerd would get."""
+stay inside the dind container, in the cgroup jda-builds with a memory limit of its own; it sizes the
+bridges to the pod network's MTU and sets up prewarmed data roots. The Docker tier runs the v1 branch for
+real (tests/docker/test_dind_isolation.py); here every branch runs against fake inputs (JDA_PROC_CGROUP,
+JDA_CGROUP_ROOT, JDA_NET_ROOT, JDA_PREWARM_ROOT, JDA_DOCKER_ROOT) with fake `mount`, `mountpoint` and
+`ip` commands on a PATH that holds nothing else but the tools the script needs, and a fake entrypoint
+that prints the command line dockerd would get."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,22 +20,51 @@ from jdagent.chart.render import render
 from jdagent.paths import CHART_DIR
 
 SCRIPT = CHART_DIR / "files" / "dind-start.sh"
-V1 = """12:pids:/kubepods/burstable/pod1/c0ffee
-11:cpu,cpuacct:/kubepods/burstable/pod1/c0ffee
-4:memory:/kubepods/burstable/pod1/c0ffee
-1:name=systemd:/kubepods/burstable/pod1/c0ffee
+OWN = "/kubepods/burstable/pod1/c0ffee"
+V1 = f"""12:pids:{OWN}
+11:cpu,cpuacct:{OWN}
+4:memory:{OWN}
+1:name=systemd:{OWN}
 0::/
 """
-V2 = "0::/kubepods.slice/kubepods-burstable.slice/cri-containerd-c0ffee.scope\n"
+V2_OWN = "/kubepods.slice/kubepods-burstable.slice/cri-containerd-c0ffee.scope"
+V2 = f"0::{V2_OWN}\n"
+LIMIT = 1024 * 1024 * 1024  # dind's memory limit as the downward API gives it (bytes)
+HEADROOM = 256 * 1024 * 1024
+BASE = ["dockerd", "--host=tcp://127.0.0.1:2375", "--tls=false"]
+# The tools dind-start.sh may use besides the fakes: a missing one fails the tests that reach it.
+TOOLS = ["sh", "sed", "head", "awk", "cat", "tr", "grep", "mkdir", "cp", "ls", "basename", "sleep"]
+# moby's hack/dind at docker-v29.7.2 (the image's entrypoint runs it after dind-start.sh): its cgroup v2
+# step, with /sys/fs/cgroup replaced by the fake root.
+HACK_DIND_V2 = """
+if [ -f "$R/cgroup.controllers" ]; then
+	mkdir -p "$R/init"
+	while ! {
+		xargs -rn1 < "$R/cgroup.procs" > "$R/init/cgroup.procs" || :
+		sed -e 's/ / +/g' -e 's/^/+/' < "$R/cgroup.controllers" \\
+			> "$R/cgroup.subtree_control"
+	}; do true; done
+fi
+"""
 
 
 @pytest.fixture
 def box(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "mount").write_text('#!/bin/sh\nprintf "%s\\n" "$*" >> "$FAKE_MOUNT_LOG"\n')
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        assert found, tool
+        (tools / tool).symlink_to(found)
+    (bin_dir / "mount").write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$*" >> "$FAKE_MOUNT_LOG"\n'
+        'if [ "$1" = "--bind" ]; then printf "%s\\n" "$3" >> "$FAKE_MOUNTED"; fi\n')
+    (bin_dir / "mountpoint").write_text(
+        '#!/bin/sh\n[ "$1" = "-q" ] || exit 2\ngrep -qxF "$2" "$FAKE_MOUNTED" 2>/dev/null\n')
     (bin_dir / "entry").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
-    for f in ("mount", "entry"):
+    for f in ("mount", "mountpoint", "entry"):
         (bin_dir / f).chmod(0o755)
     (tmp_path / "net" / "eth0").mkdir(parents=True)
     (tmp_path / "net" / "eth0" / "mtu").write_text("1450\n")
@@ -39,66 +72,188 @@ def box(tmp_path):
     return tmp_path
 
 
-def run(box: Path, proc: str, v2: bool = False, mtu: str = "auto", net: bool = True):
+def fake_ip(box: Path, v4: str | None, v6: str | None = None) -> None:
+    """An `ip` that answers `ip route get` for the two documentation addresses the script asks about."""
+    script = "#!/bin/sh\n[ \"$1 $2\" = \"route get\" ] || exit 2\ncase \"$3\" in\n"
+    for target, out in (("192.0.2.1", v4), ("2001:db8::1", v6)):
+        if out is None:
+            script += f"  {target}) echo 'RTNETLINK answers: Network is unreachable' >&2; exit 2 ;;\n"
+        else:
+            script += f"  {target}) printf '%b\\n' '{out}' ;;\n"
+    script += "esac\n"
+    (box / "bin" / "ip").write_text(script)
+    (box / "bin" / "ip").chmod(0o755)
+
+
+def script_env(box: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JDA_")}
+    return {**env, "PATH": f"{box / 'bin'}:{box / 'tools'}", "FAKE_MOUNT_LOG": str(box / "mounts"),
+            "FAKE_MOUNTED": str(box / "mounted"), "JDA_CGROUP_ROOT": str(box / "cgroup"), **extra}
+
+
+def mounts(box: Path) -> list[str]:
+    return (box / "mounts").read_text().splitlines() if (box / "mounts").exists() else []
+
+
+def run(box: Path, proc: str, v2: bool = False, mtu: str = "auto", net: bool = True,
+        controllers: str = "cpuset cpu io memory pids", limit: int | None = LIMIT, headroom: int = HEADROOM,
+        procs: str = "1\n7\n"):
     (box / "proc-cgroup").write_text(proc)
+    root = box / "cgroup"
     if v2:
-        (box / "cgroup" / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
-    env = {**os.environ, "PATH": f"{box / 'bin'}:{os.environ['PATH']}", "FAKE_MOUNT_LOG": str(box / "mounts"),
-           "JDA_PROC_CGROUP": str(box / "proc-cgroup"), "JDA_CGROUP_ROOT": str(box / "cgroup"),
-           "JDA_NET_ROOT": str(box / ("net" if net else "nonet")), "JDA_MTU": mtu}
-    proc_ = subprocess.run(["sh", str(SCRIPT), "entry", "dockerd", "--host=tcp://127.0.0.1:2375", "--tls=false"],
-                           env=env, capture_output=True, text=True, timeout=30)
+        (root / "cgroup.controllers").write_text(controllers + "\n")
+        (root / "cgroup.procs").write_text(procs)
+    memory = {"JDA_MEMORY_LIMIT": str(limit), "JDA_BUILD_MEMORY_HEADROOM": str(headroom)} if limit else {}
+    env = script_env(box, JDA_PROC_CGROUP=str(box / "proc-cgroup"), JDA_NET_ROOT=str(box / ("net" if net else "nonet")),
+                     JDA_MTU=mtu, **memory)
+    proc_ = subprocess.run(["sh", str(SCRIPT), "entry", *BASE], env=env, capture_output=True, text=True, timeout=30)
     assert proc_.returncode == 0, proc_.stderr
-    mounts = (box / "mounts").read_text().splitlines() if (box / "mounts").exists() else []
-    return proc_.stdout.split(), proc_.stderr, mounts
+    return proc_.stdout.split(), proc_.stderr, mounts(box)
 
 
 def test_valid_posix_shell():
     assert subprocess.run(["sh", "-n", str(SCRIPT)]).returncode == 0
 
 
-def test_v1_nests_dockerd_containers_under_this_container(box):
-    argv, log, mounts = run(box, V1, mtu="static")
-    assert argv == ["dockerd", "--host=tcp://127.0.0.1:2375", "--tls=false",
-                    "--cgroup-parent=/kubepods/burstable/pod1/c0ffee/jda-builds"]
-    assert mounts == []
-    assert "cgroup v1: dockerd's containers go to /kubepods/burstable/pod1/c0ffee/jda-builds" in log
+# --- cgroup v1 --------------------------------------------------------------------------------------
+def test_v1_nests_dockerd_containers_in_jda_builds_with_a_memory_limit_of_its_own(box):
+    argv, log, mounted = run(box, V1, mtu="static")
+    assert argv == [*BASE, f"--cgroup-parent={OWN}/jda-builds"]
+    assert mounted == []
+    limit_file = box / "cgroup" / "memory" / OWN.lstrip("/") / "jda-builds" / "memory.limit_in_bytes"
+    assert int(limit_file.read_text()) == LIMIT - HEADROOM
+    assert f"cgroup v1: dockerd's containers go to {OWN}/jda-builds" in log
+    assert f"jda-builds memory.limit_in_bytes {LIMIT - HEADROOM}" in log
 
 
-def test_v1_with_a_private_namespace_needs_nothing(box):
+def test_v1_with_a_private_namespace_nests_below_its_root(box):
     argv, log, _ = run(box, "4:memory:/\n0::/\n", mtu="static")
-    assert argv == ["dockerd", "--host=tcp://127.0.0.1:2375", "--tls=false"]
-    assert "cgroup v1 with a private cgroup namespace" in log
+    assert argv == [*BASE, "--cgroup-parent=/jda-builds"]
+    assert "cgroup v1: dockerd's containers go to /jda-builds" in log
+    assert int((box / "cgroup" / "memory" / "jda-builds" / "memory.limit_in_bytes").read_text()) == LIMIT - HEADROOM
 
 
-def test_v2_without_a_namespace_makes_its_own_cgroup_the_root(box):
-    argv, log, mounts = run(box, V2, v2=True, mtu="static")
-    own = "/kubepods.slice/kubepods-burstable.slice/cri-containerd-c0ffee.scope"
-    assert mounts == [f"--bind {box / 'cgroup'}{own} {box / 'cgroup'}"]
-    assert not any(a.startswith("--cgroup-parent") for a in argv)
-    assert f"cgroup v2 without a cgroup namespace: {own} is now the root" in log
+def test_without_the_downward_api_limit_builds_get_no_limit_of_their_own(box):
+    argv, log, _ = run(box, V1, mtu="static", limit=None)
+    assert argv[-1] == f"--cgroup-parent={OWN}/jda-builds", "the nesting does not depend on the limit"
+    assert not (box / "cgroup" / "memory").exists()
+    assert "no memory limit or headroom given" in log
 
 
-def test_v2_with_a_namespace_leaves_it_to_the_image(box):
-    argv, log, mounts = run(box, "0::/\n", v2=True, mtu="static")
-    assert mounts == [] and argv == ["dockerd", "--host=tcp://127.0.0.1:2375", "--tls=false"]
+def test_a_limit_not_above_the_headroom_leaves_builds_unlimited_and_says_so(box):
+    _, log, _ = run(box, V1, mtu="static", limit=HEADROOM)
+    assert not (box / "cgroup" / "memory").exists()
+    assert "is not above the headroom for dockerd" in log
+
+
+# --- cgroup v2 --------------------------------------------------------------------------------------
+def v2_files(box: Path) -> dict[str, str]:
+    root = box / "cgroup"
+    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_v2_without_a_namespace_makes_its_own_cgroup_the_root_and_delegates_memory(box):
+    argv, log, mounted = run(box, V2, v2=True, mtu="static")
+    root = box / "cgroup"
+    assert mounted == [f"--bind {root}{V2_OWN} {root}"]
+    files = v2_files(box)
+    assert files["init/cgroup.procs"] == "1\n7\n", "every process of this cgroup moves to init/"
+    assert files["cgroup.subtree_control"] == "+cpuset +cpu +io +memory +pids\n"
+    assert int(files["jda-builds/memory.max"]) == LIMIT - HEADROOM
+    assert argv == [*BASE, "--cgroup-parent=/jda-builds"]
+    assert f"cgroup v2 without a cgroup namespace: {V2_OWN} is now the root" in log
+    assert f"jda-builds memory.max {LIMIT - HEADROOM}" in log
+
+
+def test_v2_with_a_namespace_delegates_memory_too(box):
+    argv, log, mounted = run(box, "0::/\n", v2=True, mtu="static")
+    assert mounted == []
+    assert int(v2_files(box)["jda-builds/memory.max"]) == LIMIT - HEADROOM
+    assert argv == [*BASE, "--cgroup-parent=/jda-builds"]
     assert "cgroup v2 with a private cgroup namespace" in log
 
 
+def test_hack_dind_still_works_after_the_delegation(box):
+    """The image's entrypoint runs moby's hack/dind next: its own move to init/ and subtree_control write
+    must succeed on what dind-start.sh left, and keep jda-builds' limit."""
+    run(box, V2, v2=True, mtu="static")
+    before = v2_files(box)
+    env = {**script_env(box, R=str(box / "cgroup")), "PATH": os.environ["PATH"]}  # xargs too
+    done = subprocess.run(["sh", "-c", HACK_DIND_V2], env=env,
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    after = v2_files(box)
+    assert after["cgroup.subtree_control"] == before["cgroup.subtree_control"]
+    assert after["jda-builds/memory.max"] == before["jda-builds/memory.max"]
+
+
+def test_v2_without_the_memory_controller_gives_no_limit_and_says_so(box):
+    argv, log, _ = run(box, V2, v2=True, mtu="static", controllers="cpu pids")
+    assert "jda-builds/memory.max" not in v2_files(box)
+    assert argv[-1] == "--cgroup-parent=/jda-builds"
+    assert "the memory controller is not enabled" in log
+
+
+def test_v2_gives_up_on_a_busy_cgroup_after_bounded_retries(box):
+    (box / "cgroup" / "cgroup.subtree_control").mkdir()  # every write fails, as with EBUSY
+    argv, log, _ = run(box, V2, v2=True, mtu="static")
+    assert "could not enable the controllers" in log
+    assert "jda-builds/memory.max" not in v2_files(box)
+    assert argv[-1] == "--cgroup-parent=/jda-builds"
+
+
 def test_unreadable_cgroup_info_changes_nothing_and_says_so(box):
-    argv, log, mounts = run(box, "", mtu="static")
-    assert argv == ["dockerd", "--host=tcp://127.0.0.1:2375", "--tls=false"] and mounts == []
+    argv, log, mounted = run(box, "", mtu="static")
+    assert argv == BASE and mounted == []
     assert "keeps its default cgroup parent" in log
+    argv, log, mounted = run(box, "", v2=True, mtu="static")
+    assert argv == BASE and mounted == [] and "no v2 entry" in log
 
 
-def test_auto_mtu_comes_from_eth0(box):
+# --- MTU --------------------------------------------------------------------------------------------
+def mtu_flags(mtu: int) -> list[str]:
+    return [f"--mtu={mtu}", f"--default-network-opt=bridge=com.docker.network.driver.mtu={mtu}"]
+
+
+def test_without_ip_the_mtu_comes_from_eth0_and_the_log_says_why(box):
     argv, log, _ = run(box, "4:memory:/\n")
-    assert argv[-2:] == ["--mtu=1450", "--default-network-opt=bridge=com.docker.network.driver.mtu=1450"]
-    assert "bridge MTU 1450 (the pod's eth0)" in log
+    assert argv[-2:] == mtu_flags(1450)
+    assert "bridge MTU 1450 (the pod's eth0)" in log and "no ip command" in log
     argv, log, _ = run(box, "4:memory:/\n", net=False)
     assert not any(a.startswith("--mtu") for a in argv) and "keeps its default MTU" in log
 
 
+@pytest.mark.parametrize("v4,v6,expected,reason", [
+    # Cilium with a tunnel: eth0 says 1500 (here 1450), the route carries the smaller MTU
+    ("192.0.2.1 via 10.0.0.1 dev eth0 src 10.0.0.7 uid 0 \\n    cache mtu 1400", None, 1400, "route"),
+    ("192.0.2.1 via 10.0.0.1 dev eth0 src 10.0.0.7 uid 0 \\n    cache mtu lock 1380", None, 1380, "route"),
+    (None, "2001:db8::1 from :: via fe80::1 dev eth0 src fd00::7 metric 1024 mtu 1280 pref medium", 1280, "route"),
+    ("192.0.2.1 via 10.0.0.1 dev eth0 src 10.0.0.7 uid 0 \\n    cache mtu 9000", None, 1450, "eth0"),
+    # busybox's ip (the upstream dind image) prints no route metrics
+    ("192.0.2.1 via 10.0.0.1 dev eth0  src 10.0.0.7 ", None, 1450, "eth0"),
+    (None, None, 1450, "eth0"),
+])
+def test_the_mtu_is_the_smaller_of_eth0_and_the_route(box, v4, v6, expected, reason):
+    fake_ip(box, v4, v6)
+    argv, log, _ = run(box, "4:memory:/\n")
+    assert argv[-2:] == mtu_flags(expected)
+    assert "no ip command" not in log
+    assert ("the MTU of the pod's route; eth0 says 1450" in log) is (reason == "route"), log
+
+
+def test_a_route_mtu_without_eth0_is_used(box):
+    fake_ip(box, "192.0.2.1 dev eth0 src 10.0.0.7 \\n    cache mtu 1400")
+    argv, log, _ = run(box, "4:memory:/\n", net=False)
+    assert argv[-2:] == mtu_flags(1400) and "eth0 says nothing" in log
+
+
+def test_a_static_mtu_asks_nothing(box):
+    fake_ip(box, "192.0.2.1 dev eth0 \\n    cache mtu 1400")
+    argv, log, _ = run(box, "4:memory:/\n", mtu="static")
+    assert not any(a.startswith("--mtu") for a in argv) and "bridge MTU" not in log
+
+
+# --- the chart --------------------------------------------------------------------------------------
 def test_the_chart_starts_dind_through_this_script():
     manifest = render()
     spec = manifest.agent_pod()["spec"]
@@ -118,24 +273,40 @@ def test_the_chart_starts_dind_through_this_script():
     assert "/bin/sh /jda-dind/dind-start.sh dockerd-entrypoint.sh" in container(classic, "dind")["command"][2]
 
 
-def prewarm_run(box: Path, driver: str, baked: bool, docker_root_has: str | None = None):
+@pytest.mark.parametrize("kube", ["1.28.0", "1.33.0"])
+def test_the_chart_gives_the_script_dinds_own_limit_and_the_headroom(kube):
+    """The limit comes from the downward API (what the kubelet applies, a LimitRange's default included),
+    the headroom in bytes from agent.dind.buildMemoryHeadroom."""
+    for spec in (render(kube_version=kube).agent_pod()["spec"], render(kube_version=kube).test_pod()["spec"]):
+        env = {e["name"]: e for e in container(spec, "dind")["env"]}
+        assert env["JDA_MEMORY_LIMIT"]["valueFrom"] == {"resourceFieldRef": {"resource": "limits.memory"}}
+        assert env["JDA_BUILD_MEMORY_HEADROOM"]["value"] == str(512 * 1024 * 1024)
+    spec = render(overrides={"agent": {"dind": {"buildMemoryHeadroom": "1.5Gi"}}}).agent_pod()["spec"]
+    assert env_of(container(spec, "dind"))["JDA_BUILD_MEMORY_HEADROOM"] == str(3 * 512 * 1024 * 1024)
+
+
+# --- prewarm ----------------------------------------------------------------------------------------
+def bake(box: Path, driver: str) -> Path:
+    """A data root: image metadata, and (overlay2) a layer directory with its diff."""
     root = box / "prewarm"
-    if baked:  # a data root: image metadata, and (overlay2) a layer directory with its diff
-        (root / driver / "image").mkdir(parents=True)
-        (root / driver / "image" / "repositories.json").write_text("baked\n")
-        layer = root / driver / driver / "abc123"
-        (layer / "diff" / "bin").mkdir(parents=True)
-        (layer / "diff" / "bin" / "sh").write_text("layer content\n")
-        (layer / "link").write_text("SHORTID\n")
-        (root / driver / driver / "l").mkdir()
+    (root / driver / "image").mkdir(parents=True)
+    (root / driver / "image" / "repositories.json").write_text("baked\n")
+    layer = root / driver / driver / "abc123"
+    (layer / "diff" / "bin").mkdir(parents=True)
+    (layer / "diff" / "bin" / "sh").write_text("layer content\n")
+    (layer / "link").write_text("SHORTID\n")
+    (root / driver / driver / "l").mkdir()
+    return root
+
+
+def prewarm_run(box: Path, driver: str, baked: bool, docker_root_has: str | None = None):
+    root = bake(box, driver) if baked and not (box / "prewarm" / driver).exists() else box / "prewarm"
     docker_root = box / "docker"
     docker_root.mkdir(exist_ok=True)
     if docker_root_has:
         (docker_root / docker_root_has).write_text("old\n")
-    env = {**os.environ, "PATH": f"{box / 'bin'}:{os.environ['PATH']}", "JDA_PROC_CGROUP": "/dev/null",
-           "JDA_CGROUP_ROOT": str(box / "cgroup"), "JDA_MTU": "static", "JDA_PREWARM": "1",
-           "JDA_STORAGE_DRIVER": driver, "JDA_PREWARM_ROOT": str(root), "JDA_DOCKER_ROOT": str(docker_root),
-           "FAKE_MOUNT_LOG": str(box / "mounts")}
+    env = script_env(box, JDA_PROC_CGROUP="/dev/null", JDA_MTU="static", JDA_PREWARM="1", JDA_STORAGE_DRIVER=driver,
+                     JDA_PREWARM_ROOT=str(root), JDA_DOCKER_ROOT=str(docker_root))
     proc = subprocess.run(["sh", str(SCRIPT), "entry", "dockerd"], env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split(), proc.stderr, docker_root
@@ -156,14 +327,63 @@ def test_prewarm_overlay2_copies_metadata_and_binds_the_layers(box):
     diff = docker_root / "overlay2" / "abc123" / "diff"
     assert diff.is_dir() and not (diff / "bin").exists(), "layer contents are bound, not copied"
     baked = box / "prewarm" / "overlay2" / "overlay2" / "abc123" / "diff"
-    assert (box / "mounts").read_text().splitlines() == [f"--bind {baked} {diff}", f"-o remount,bind,ro {diff}"]
+    assert mounts(box) == [f"--bind {baked} {diff}", f"-o remount,bind,ro {diff}"]
     assert "metadata copied, 1 layers bind-mounted from the image" in log
+
+
+def restart(box: Path) -> None:
+    """What a container restart does to the fakes: a new mount namespace (no mounts), the emptyDir kept."""
+    for f in ("mounts", "mounted"):
+        (box / f).unlink(missing_ok=True)
+
+
+def test_prewarm_overlay2_binds_the_layers_again_after_a_restart(box):
+    _, _, docker_root = prewarm_run(box, "overlay2", baked=True)
+    # meanwhile dockerd wrote its own state and a layer of its own, and the old mounts died
+    (docker_root / "engine-id").write_text("engine\n")
+    (docker_root / "image" / "repositories.json").write_text("evolved\n")
+    (docker_root / "overlay2" / "def456" / "diff").mkdir(parents=True)
+    (docker_root / "overlay2" / "def456" / "diff" / "built").write_text("a build's layer\n")
+    restart(box)
+    argv, log, _ = prewarm_run(box, "overlay2", baked=True)
+    diff = docker_root / "overlay2" / "abc123" / "diff"
+    baked = box / "prewarm" / "overlay2" / "overlay2" / "abc123" / "diff"
+    assert mounts(box) == [f"--bind {baked} {diff}", f"-o remount,bind,ro {diff}"]
+    assert (docker_root / "image" / "repositories.json").read_text() == "evolved\n", "dockerd's state is kept"
+    assert (docker_root / "overlay2" / "def456" / "diff" / "built").exists()
+    assert argv == ["dockerd"]
+    assert "a restarted container): kept; 1 layers bind-mounted again from the image, 0 already mounted" in log
+
+
+def test_prewarm_overlay2_leaves_mounted_layers_alone(box):
+    prewarm_run(box, "overlay2", baked=True)
+    (box / "mounts").unlink()  # same mount namespace: the layer is still mounted
+    _, log, _ = prewarm_run(box, "overlay2", baked=True)
+    assert mounts(box) == []
+    assert "0 layers bind-mounted again from the image, 1 already mounted" in log
+
+
+def test_prewarm_overlay2_does_not_bring_back_a_layer_dockerd_removed(box):
+    _, _, docker_root = prewarm_run(box, "overlay2", baked=True)
+    shutil.rmtree(docker_root / "overlay2" / "abc123")
+    restart(box)
+    _, log, _ = prewarm_run(box, "overlay2", baked=True)
+    assert mounts(box) == [] and not (docker_root / "overlay2" / "abc123").exists()
+    assert "0 layers bind-mounted again" in log
+
+
+def test_prewarm_overlay2_never_mounts_over_content(box):
+    _, _, docker_root = prewarm_run(box, "overlay2", baked=True)
+    restart(box)
+    (docker_root / "overlay2" / "abc123" / "diff" / "stray").write_text("x\n")
+    _, log, _ = prewarm_run(box, "overlay2", baked=True)
+    assert mounts(box) == [] and "is neither empty nor a mount point; left alone" in log
 
 
 def test_prewarm_overlay2_keeps_a_root_that_is_not_empty(box):
     _, log, docker_root = prewarm_run(box, "overlay2", baked=True, docker_root_has="engine-id")
     assert not (docker_root / "image").exists() and "is not empty" in log
-    assert not (box / "mounts").exists()
+    assert mounts(box) == [], "no layer directory of the baked root exists there: nothing to bind"
 
 
 def test_prewarm_without_a_data_root_leaves_it_to_the_archives(box):

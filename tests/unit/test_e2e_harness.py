@@ -186,6 +186,17 @@ def test_the_pins_match_the_kind_release():
     assert kind.KIND_VERSION == KIND_FACTS["version"] == KIND_FACTS["source"]["tag"].lstrip("v")
 
 
+def test_kind_gets_the_node_registry_hosts_by_absolute_path(tmp_path, monkeypatch):
+    """kind resolves a relative extraMounts hostPath against its working directory: the harness passes a
+    copy of kind-config.yaml whose host paths are absolute under the repository."""
+    monkeypatch.setattr(kind, "ARTIFACTS_DIR", tmp_path)
+    config = yaml.safe_load(kind.resolved_config("jda-test").read_text())
+    [mount] = config["nodes"][0]["extraMounts"]
+    assert mount["hostPath"] == str(REPO_ROOT / "tests" / "e2e" / "containerd-certs.d")
+    assert mount["containerPath"] == "/etc/containerd/certs.d" and mount["readOnly"] is True
+    assert Path(mount["hostPath"], "registry.registry.svc.cluster.local_5000_", "hosts.toml").is_file()
+
+
 def test_tox_e2e_does_not_provision_helm_3():
     tox = (REPO_ROOT / "tox.ini").read_text().split("[testenv:e2e]", 1)[1].split("\n[", 1)[0]
     assert re.search(r"(?m)^commands_pre =\s*$", tox), "tox -e e2e must not run `python -m jdagent.tools` (helm 3)"
@@ -558,7 +569,8 @@ def test_every_build_console_of_a_test_is_kept_also_a_timed_out_one(monkeypatch)
     pipeline.run_job(None, request)
     with pytest.raises(jenkinsjob.JobError):
         pipeline.run_job(None, request)
-    assert node.jda_artifacts == {"dind-example-1-console.txt": "first", "dind-example-2-console.txt": "second"}
+    assert node.jda_artifacts == {"releases-dind-example-1-console.txt": "first",
+                                  "releases-dind-example-2-console.txt": "second"}
 
 
 def test_the_readme_counts_the_docker_hub_pulls_of_a_fresh_run():

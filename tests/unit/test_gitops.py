@@ -1,10 +1,13 @@
-"""deploy/: Argo CD and Flux manifests name paths that exist, carry the fields their CRDs need, agree
-with the pinned upstream Spinnaker chart, and their values overlays render deterministically and pass
-the same schema and policy checks as ci/*-values.yaml (tests/conftest.py adds them to RENDER_CASES)."""
+"""deploy/: Argo CD and Flux manifests name paths that exist, carry the fields their CRDs need, install
+Spinnaker by the kustomize path by default and keep the Halyard path (the pinned upstream chart) as a
+separate option, and their values overlays render deterministically and pass the same schema and policy
+checks as ci/*-values.yaml (tests/conftest.py adds them to RENDER_CASES)."""
 
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ REPO_URL = "https://github.com/jenkins-dind-agent/jenkins-dind-agent.git"
 UPSTREAM = yaml.safe_load((SPINNAKER_DIR / "upstream.yaml").read_text())
 MANIFESTS = sorted(p for p in DEPLOY.rglob("*.yaml") if "values" not in p.parts)
 ENVS = ("kind", "production")
+KUSTOMIZE = "charts/spinnaker-values/kustomize"
 
 
 def docs(path: Path) -> list[dict]:
@@ -41,7 +45,7 @@ def test_every_manifest_has_api_version_kind_and_name():
 
 def test_argocd_applications_point_at_existing_paths():
     apps = all_docs("Application")
-    assert len(apps) == 6
+    assert len(apps) == 10, "per env: root, root with Halyard, Jenkins, Spinnaker (kustomize), Spinnaker (Halyard)"
     for path, app in apps:
         spec = app["spec"]
         assert app["apiVersion"] == "argoproj.io/v1alpha1"
@@ -54,6 +58,8 @@ def test_argocd_applications_point_at_existing_paths():
                 if "path" in src:
                     folder = REPO_ROOT / src["path"]
                     assert folder.is_dir(), f"{path}: {src['path']} missing"
+                    if src["path"].startswith(KUSTOMIZE):
+                        assert (folder / "kustomization.yaml").is_file(), f"{path}: no kustomization"
                     for vf in src.get("helm", {}).get("valueFiles", []):
                         assert (folder / vf).resolve().is_file(), f"{path}: {vf} missing"
                 else:
@@ -69,26 +75,83 @@ def test_argocd_applications_point_at_existing_paths():
                     assert (REPO_ROOT / rel).is_file(), f"{path}: {vf} missing"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_app_of_apps_covers_both_charts(env):
-    root = docs(DEPLOY / "argocd" / f"root-{env}.yaml")[0]
+def expand(pattern: str) -> list[str]:
+    """Argo CD's include glob with one {a,b} group, as separate patterns."""
+    match = re.search(r"\{([^}]*)\}", pattern)
+    if not match:
+        return [pattern]
+    return [pattern[:match.start()] + alt + pattern[match.end():] for alt in match.group(1).split(",")]
+
+
+def app_children(root: dict) -> list[dict]:
+    """The Applications an app of apps applies: the yaml files of its path, filtered by directory.include."""
     folder = REPO_ROOT / root["spec"]["source"]["path"]
-    children = [d for p in folder.glob("*.yaml") for d in docs(p)]
-    sources = [s for c in children for s in (c["spec"].get("sources") or [c["spec"]["source"]])]
+    directory = root["spec"]["source"].get("directory", {})
+    files = folder.rglob("*.yaml") if directory.get("recurse") else folder.glob("*.yaml")
+    patterns = expand(directory["include"]) if "include" in directory else ["*"]
+    picked = [p for p in files if any(fnmatch.fnmatchcase(str(p.relative_to(folder)), pat) for pat in patterns)]
+    assert len(picked) >= len(patterns), (root["metadata"]["name"], patterns, picked)
+    return [d for p in picked for d in docs(p)]
+
+
+def sources_of(apps: list[dict]) -> list[dict]:
+    return [s for c in apps for s in (c["spec"].get("sources") or [c["spec"]["source"]])]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_app_of_apps_installs_spinnaker_by_the_kustomize_path(env):
+    sources = sources_of(app_children(docs(DEPLOY / "argocd" / f"root-{env}.yaml")[0]))
+    assert any(s.get("path") == "charts/jenkins-dind-agent" for s in sources)
+    assert any(s.get("path") == f"{KUSTOMIZE}/{env}" for s in sources)
+    assert not any(s.get("chart") == "spinnaker" for s in sources), "Halyard only by its own root"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_halyard_root_swaps_only_spinnaker(env):
+    """root-<env>-halyard.yaml applies the same Jenkins Application and the Halyard Spinnaker Application,
+    under the root's own name (apply one root or the other) and with the same Application names."""
+    default, halyard = (docs(DEPLOY / "argocd" / f"root-{env}{s}.yaml")[0] for s in ("", "-halyard"))
+    assert default["metadata"]["name"] == halyard["metadata"]["name"]
+    children = app_children(halyard)
+    sources = sources_of(children)
     assert any(s.get("path") == "charts/jenkins-dind-agent" for s in sources)
     assert any(s.get("chart") == "spinnaker" for s in sources)
+    assert not any(str(s.get("path", "")).startswith(KUSTOMIZE) for s in sources)
+    assert sorted(c["metadata"]["name"] for c in children) == \
+        sorted(c["metadata"]["name"] for c in app_children(default))
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_flux_kustomization_resources_and_generated_values_exist(env):
-    folder = DEPLOY / "flux" / env
+def flux_folders() -> list[Path]:
+    return [DEPLOY / "flux" / env for env in ENVS] + [DEPLOY / "flux" / "halyard" / env for env in ENVS]
+
+
+@pytest.mark.parametrize("folder", flux_folders(), ids=lambda p: str(p.relative_to(DEPLOY / "flux")))
+def test_flux_kustomization_resources_and_generated_values_exist(folder):
     kustomization = docs(folder / "kustomization.yaml")[0]
     for resource in kustomization["resources"]:
         assert (folder / resource).is_file(), resource
-    for generator in kustomization["configMapGenerator"]:
+    for generator in kustomization.get("configMapGenerator", []):
         for entry in generator["files"]:
             _, _, rel = entry.partition("=")
             assert (folder / rel).resolve().is_file(), entry
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_flux_installs_spinnaker_by_the_kustomize_path(env):
+    """The env folder holds a Flux Kustomization of charts/spinnaker-values/kustomize/<env> from the
+    GitRepository; the Halyard HelmRelease only in flux/halyard/<env>; no two folders own a namespace."""
+    folder = DEPLOY / "flux" / env
+    resources = docs(folder / "kustomization.yaml")[0]["resources"]
+    flux = [d for r in resources for d in docs(folder / r) if d["kind"] == "Kustomization"]
+    [spin] = [d for d in flux if d["metadata"]["name"] == "spinnaker"]
+    assert spin["apiVersion"] == "kustomize.toolkit.fluxcd.io/v1" and spin["spec"]["prune"] is True
+    assert spin["spec"]["path"] == f"./{KUSTOMIZE}/{env}" and (REPO_ROOT / spin["spec"]["path"]).is_dir()
+    repos = {d["metadata"]["name"] for _, d in all_docs("GitRepository")}
+    assert spin["spec"]["sourceRef"] == {"kind": "GitRepository", "name": next(iter(repos))}
+    assert not [d for r in resources for d in docs(folder / r) if d["kind"] in ("HelmRelease", "HelmRepository")
+                and "spinnaker" in (d["metadata"]["name"], d["spec"].get("chart", {}).get("spec", {}).get("chart"))]
+    namespaces = {d["metadata"]["name"] for r in resources for d in docs(folder / r) if d["kind"] == "Namespace"}
+    assert "spinnaker" not in namespaces, "the kustomize path creates its own namespace"
 
 
 def test_flux_sources_and_releases():
@@ -120,7 +183,11 @@ def test_gitops_render_is_byte_identical(values):
     first = render(values=values, cache=False).text
     second = render(values=values, cache=False).text
     assert first == second
-    assert "kind: Secret" not in first, "GitOps installs use existingSecret: nothing random is rendered"
+    # existingSecret: nothing random is rendered; the one Secret is the push cloud's ServiceAccount token,
+    # which the API server fills in (no data in git)
+    secrets = [d for d in yaml.safe_load_all(first) if d and d["kind"] == "Secret"]
+    assert all(s["type"] == "kubernetes.io/service-account-token" and not s.get("data") and not s.get("stringData")
+               for s in secrets), secrets
 
 
 @pytest.mark.parametrize("values", GITOPS_VALUES, ids=lambda p: p.stem)

@@ -72,24 +72,35 @@ def test_instance_cap_above_container_cap_is_refused():
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=ci_ids(CI_VALUES))
 def test_rbac_grants_what_the_cloud_needs_in_the_agent_namespace_only(values):
+    """The controller's account: pod rights in the agent namespace and nowhere else. With the push template,
+    the push cloud's own account: pod rights in the push namespace and nowhere else."""
     manifest = render(values=values)
     assert not manifest.all("ClusterRole") and not manifest.all("ClusterRoleBinding")
-    agent_ns = manifest.kubernetes_cloud()["namespace"]
-    role = manifest.get("Role")
-    binding = manifest.get("RoleBinding")
-    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == agent_ns
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    sa = manifest.get("StatefulSet")["spec"]["template"]["spec"]["serviceAccountName"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "ci"}]
-    grants = {(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
-    needed = {("pods", v) for v in ("create", "delete", "get", "list", "watch")}
-    needed |= {("pods/exec", "create"), ("pods/exec", "get"), ("pods/log", "get"), ("events", "watch"),
-               ("persistentvolumeclaims", "create"), ("persistentvolumeclaims", "delete")}
-    assert needed <= grants
-    assert all(r["apiGroups"] == [""] for r in role["rules"])
-    assert not any("*" in r["verbs"] or "*" in r["resources"] for r in role["rules"])
-    assert not any(res in ("secrets", "nodes") for res, _ in grants)
+    clouds = {c["name"]: c for c in manifest.kubernetes_clouds()}
+    controller_sa = manifest.get("StatefulSet")["spec"]["template"]["spec"]["serviceAccountName"]
+    accounts = {"kubernetes": controller_sa}
+    if "kubernetes-push" in clouds:
+        [token] = [s for s in manifest.all("Secret") if s["type"] == "kubernetes.io/service-account-token"]
+        accounts["kubernetes-push"] = token["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+    assert set(clouds) == set(accounts)
+    bindings = manifest.all("RoleBinding")
+    assert len(bindings) == len(clouds) == len(manifest.all("Role"))
+    for name, cloud in clouds.items():
+        [binding] = [b for b in bindings if b["subjects"][0]["name"] == accounts[name]]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": accounts[name], "namespace": "ci"}]
+        role = manifest.get("Role", name=binding["roleRef"]["name"])
+        assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == cloud["namespace"]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": role["metadata"]["name"]}
+        grants = {(res, verb) for rule in role["rules"] for res in rule["resources"] for verb in rule["verbs"]}
+        needed = {("pods", v) for v in ("create", "delete", "get", "list", "watch")}
+        needed |= {("pods/exec", "create"), ("pods/exec", "get"), ("pods/log", "get"), ("events", "watch")}
+        if name == "kubernetes":
+            needed |= {("persistentvolumeclaims", "create"), ("persistentvolumeclaims", "delete")}
+        assert needed <= grants
+        assert all(r["apiGroups"] == [""] for r in role["rules"])
+        assert not any("*" in r["verbs"] or "*" in r["resources"] for r in role["rules"])
+        assert not any(res in ("secrets", "nodes") for res, _ in grants)
 
 
 @pytest.mark.parametrize("label", ["dind", "docker-builds"])
@@ -104,10 +115,16 @@ def test_example_job_runs_on_the_pod_template_label(label):
 
 def test_example_job_pushes_to_the_configured_registry():
     manifest = render(values=[p for p in CI_VALUES if p.name == "push-values.yaml"])
-    script = manifest.jcasc()["jobs"][0]["script"]
+    [job] = manifest.jcasc()["jobs"]
+    script = job["script"]
     assert "stringParam('IMAGE', 'registry.registry.svc.cluster.local:5000/dind-example:build'" in script
     assert "booleanParam('PUSH', true" in script
     assert "docker push" in script
+    # from the push template, in the folder that may use it (created first, in the same script)
+    assert script.index("folder('releases')") < script.index("pipelineJob('releases/dind-example')")
+    assert "agent { label 'dind-push' }" in script
+    [template] = manifest.kubernetes_cloud("kubernetes-push")["templates"]
+    assert template["label"] == "dind-push"
 
 
 def test_example_job_can_be_disabled():

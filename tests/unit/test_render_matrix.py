@@ -46,7 +46,7 @@ def test_old_clusters_get_the_classic_path_and_validate(values, version):
 def test_native_sidecar_pod_is_invalid_on_the_oldest_schema():
     """Guards the reason for the classic path: 1.27 has no restartPolicy on init containers
     (1.28 has the field, but only behind an alpha feature gate)."""
-    manifest = render(kube_version="1.30.0")
+    manifest = render(kube_version="1.33.0")
     errors = validation_errors([manifest.agent_pod()], "1.27.0")
     assert any("restartPolicy" in e for e in errors)
 

@@ -135,10 +135,17 @@ docker version >/dev/null 2>&1
 {{- if $p.enabled }} && docker image inspect {{ join " " $p.images }} >/dev/null 2>&1{{ end }}
 {{- end -}}
 
-{{/* Bounded, fast (0.2 s) poll until dockerd is ready, then exec "$@". Plain $VAR only:
-JCasC would interpolate brace-style variables. */}}
+{{/* jnlp's start, in both sidecar modes: a fast (0.2 s) poll until dockerd is ready, bounded by
+agent.dind.readyTimeoutSeconds of wall-clock time (each check itself at most 10 s: a hung dockerd
+cannot stretch it), then exec "$@". Past the bound jnlp exits 1 with a message saying why: the
+Kubernetes plugin watches regular containers only, and a terminated jnlp fails the build at once,
+with this message in the build log (terminationMessagePolicy FallbackToLogsOnError, and the plugin's
+last log lines). Plain $VAR only: JCasC would interpolate brace-style variables. */}}
 {{- define "jda.waitForDockerd" -}}
-n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ include "jda.dockerdReady" . }}; do n=$((n+1)); if [ "$n" -ge "$limit" ]; then echo "jenkins-dind-agent: dockerd did not answer on $DOCKER_HOST within {{ int .Values.agent.dind.readyTimeoutSeconds }}s; check the dind container (is it allowed to run privileged?)" >&2; exit 1; fi; sleep 0.2; done; echo "jenkins-dind-agent: dockerd is ready on $DOCKER_HOST"; exec "$@"
+{{- $d := .Values.agent.dind -}}
+{{- $t := int $d.readyTimeoutSeconds -}}
+{{- $images := $d.prewarm.enabled -}}
+start=$(date +%s); until timeout 10 docker version >/dev/null 2>&1{{ if $images }} && timeout 10 docker image inspect {{ join " " $d.prewarm.images }} >/dev/null 2>&1{{ end }}; do if [ $(($(date +%s) - start)) -ge {{ $t }} ]; then {{ if $images }}if timeout 10 docker version >/dev/null 2>&1; then echo "jenkins-dind-agent: dockerd answers on $DOCKER_HOST but still lacks images of agent.dind.prewarm.images ({{ join " " $d.prewarm.images }}) after {{ $t }}s: is agent.dind.image the image scripts/build-prewarmed-dind made? This agent cannot build and stops." >&2; exit 1; fi; {{ end }}echo "jenkins-dind-agent: dockerd did not answer on $DOCKER_HOST within {{ $t }}s (agent.dind.readyTimeoutSeconds): this agent cannot build and stops. See why in the dind container of pod $HOSTNAME: kubectl logs $HOSTNAME -c dind; kubectl describe pod $HOSTNAME (privileged refused, image not pulled, dockerd failing)." >&2; exit 1; fi; sleep 0.2; done; echo "jenkins-dind-agent: dockerd is ready on $DOCKER_HOST"; exec "$@"
 {{- end -}}
 
 {{- define "jda.dind.container" -}}
@@ -169,6 +176,19 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
       value: tcp://127.0.0.1:2375
     - name: JDA_MTU
       value: {{ if gt (int $d.mtu) 0 }}"static"{{ else }}"auto"{{ end }}
+    # dind-start.sh: builds go to the cgroup jda-builds, limited to this container's memory limit (as the
+    # kubelet applies it) minus agent.dind.buildMemoryHeadroom (bytes), kept for dockerd and containerd
+    - name: JDA_MEMORY_LIMIT
+      valueFrom:
+        resourceFieldRef:
+          resource: limits.memory
+    - name: JDA_BUILD_MEMORY_HEADROOM
+      value: {{ include "jda.quantity" $d.buildMemoryHeadroom | float64 | int64 | quote }}
+    {{- with $d.minAPIVersion }}
+    # the oldest Docker API version dockerd accepts from clients (agent.dind.minAPIVersion)
+    - name: DOCKER_MIN_API_VERSION
+      value: {{ . | quote }}
+    {{- end }}
     {{- if $d.prewarm.enabled }}
     - name: JDA_PREWARM
       value: "1"
@@ -233,7 +253,8 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
 - name: jnlp
   image: {{ include "jda.image" $a.jnlp.image | quote }}
   imagePullPolicy: {{ $a.jnlp.image.pullPolicy }}
-  {{- if and .docker (or $test (not .native)) }}
+  {{- if .docker }}
+  # both sidecar modes: bounded wait for dockerd, then the agent (jda.waitForDockerd)
   command:
     - /bin/sh
     - -c
@@ -245,6 +266,8 @@ n=0; limit={{ mul (int .Values.agent.dind.readyTimeoutSeconds) 5 }}; until {{ in
     {{- else }}
     - /usr/local/bin/jenkins-agent
     {{- end }}
+  # the wait's last words become the container's termination message, which the plugin shows
+  terminationMessagePolicy: FallbackToLogsOnError
   {{- end }}
   {{- with include "jda.jnlp.env" . | trim }}
   env:
@@ -391,7 +414,8 @@ containers:
 {{- $native := and $docker (eq (include "jda.nativeSidecar" $root) "true") -}}
 {{- $a := $root.Values.agent -}}
 {{- $d := $a.dind -}}
-{{- $auth := and $docker $a.registry.secretName (not $test) -}}
+{{- /* registry credentials: only the push template's pods (agent.registry.push) */ -}}
+{{- $auth := and $docker .push $a.registry.secretName (not $test) -}}
 {{- $ca := and $docker $a.caCertificates.hosts -}}
 {{- $dindCtx := dict "root" $root "native" $native "watchDone" (and $test (not $native)) -}}
 {{- $ctx := dict "root" $root "test" $test "native" $native "docker" $docker -}}

@@ -62,6 +62,40 @@ true
 {{- printf "%s-agent" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* Namespace of the push pods (agent.registry.push): agent.registry.pushNamespace, else
+"<agent namespace>-push". */}}
+{{- define "jda.pushNamespace" -}}
+{{- default (printf "%s-push" (trunc 58 (include "jda.agentNamespace" .) | trimSuffix "-")) .Values.agent.registry.pushNamespace -}}
+{{- end -}}
+
+{{/* The push cloud's ServiceAccount, in the release namespace: a Role in the push namespace only. */}}
+{{- define "jda.pushServiceAccount" -}}
+{{- printf "%s-push" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Namespaces agent pods run in: the agent namespace, and the push namespace with agent.registry.push. */}}
+{{- define "jda.agentNamespaces" -}}
+{{- $out := list (include "jda.agentNamespace" .) -}}
+{{- if .Values.agent.registry.push }}{{ $out = append $out (include "jda.pushNamespace" .) }}{{ end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The folders the chart creates (job-dsl), each with the clouds its jobs may use: JSON
+[{name, clouds}], from agent.permittedFolders, agent.registry.pushFolders and exampleJob.folder. */}}
+{{- define "jda.folders" -}}
+{{- $a := .Values.agent -}}
+{{- $names := concat ($a.permittedFolders | default list) ($a.registry.pushFolders | default list) -}}
+{{- with .Values.exampleJob.folder }}{{ $names = append $names . }}{{ end -}}
+{{- $out := list -}}
+{{- range $name := $names | uniq -}}
+{{- $clouds := list -}}
+{{- if has $name ($a.permittedFolders | default list) }}{{ $clouds = append $clouds "kubernetes" }}{{ end -}}
+{{- if and $a.registry.push (has $name ($a.registry.pushFolders | default list)) }}{{ $clouds = append $clouds "kubernetes-push" }}{{ end -}}
+{{- $out = append $out (dict "name" $name "clouds" $clouds) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
 {{- define "jda.agentServiceName" -}}
 {{- printf "%s-agent" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -161,11 +195,14 @@ its prometheus set when enabled, then controller.additionalPlugins (an id alread
 {{- end -}}
 {{- end -}}
 
-{{/* "true" when dind runs as a native sidecar (initContainer with restartPolicy Always). */}}
+{{/* "true" when dind runs as a native sidecar (initContainer with restartPolicy Always). auto: from
+Kubernetes 1.33 on, where SidecarContainers is GA and locked on (no cluster of that version can drop
+restartPolicy from an init container); below, the classic container, which works on every version.
+On 1.29-1.32 the gate is beta (on unless switched off): native sidecars there only when set to true. */}}
 {{- define "jda.nativeSidecar" -}}
 {{- $mode := toString .Values.agent.nativeSidecar -}}
 {{- if eq $mode "auto" -}}
-{{- semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version | toString -}}
+{{- semverCompare ">=1.33-0" .Capabilities.KubeVersion.Version | toString -}}
 {{- else -}}
 {{- $mode -}}
 {{- end -}}
@@ -299,25 +336,30 @@ namespace fails the install of anyone who may not read it, and a GitOps render h
 {{- toJson (uniq $out) -}}
 {{- end -}}
 
-{{/* Which pods are agents, as NetworkPolicy peers (one per entry, JSON {name, labels}): in a namespace
-of their own, every pod there (Jenkinsfile podTemplates included); beside the controller, the chart's
+{{/* Which pods are agents, as NetworkPolicy peers (one per entry, JSON {name, namespace, labels}): in a
+namespace of their own, every pod there (Jenkinsfile podTemplates included), and every pod of the push
+namespace (agent.registry.push); beside the controller, the chart's
 agent labels and, separately, the label the Kubernetes plugin puts on every pod it starts
 (jenkins=slave, KubernetesCloud.DEFAULT_POD_LABELS). */}}
 {{- define "jda.agentSelectors" -}}
-{{- if ne (include "jda.agentNamespace" .) .Release.Namespace -}}
-{{- toJson (list (dict "name" "agents" "labels" dict)) -}}
+{{- $ns := include "jda.agentNamespace" . -}}
+{{- if ne $ns .Release.Namespace -}}
+{{- $out := list (dict "name" "agents" "namespace" $ns "labels" dict) -}}
+{{- if .Values.agent.registry.push -}}
+{{- $out = append $out (dict "name" "push" "namespace" (include "jda.pushNamespace" .) "labels" dict) -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- else -}}
-{{- toJson (list (dict "name" "agents" "labels" (include "jda.agentSelectorLabels" . | fromYaml)) (dict "name" "agents-plugin-pods" "labels" (dict "jenkins" "slave"))) -}}
+{{- toJson (list (dict "name" "agents" "namespace" $ns "labels" (include "jda.agentSelectorLabels" . | fromYaml)) (dict "name" "agents-plugin-pods" "namespace" $ns "labels" (dict "jenkins" "slave"))) -}}
 {{- end -}}
 {{- end -}}
 
 {{/* NetworkPolicy `from`/`to` peers for the agent pods of jda.agentSelectors. */}}
 {{- define "jda.agentPeers" -}}
-{{- $ns := include "jda.agentNamespace" . -}}
 {{- range include "jda.agentSelectors" . | fromJsonArray }}
 - namespaceSelector:
     matchLabels:
-      kubernetes.io/metadata.name: {{ $ns }}
+      kubernetes.io/metadata.name: {{ .namespace }}
   {{- with .labels }}
   podSelector:
     matchLabels:

@@ -42,12 +42,17 @@ jenkins:
         {{- end }}
         containerCapStr: "{{ $a.containerCap }}"
         podRetention: {{ $a.podRetention }}
+        {{- if $a.permittedFolders }}
+        # only jobs in agent.permittedFolders may use this cloud (KubernetesFolderProperty, jobs: below)
+        usageRestricted: true
+        {{- end }}
         templates:
           - name: {{ $a.label }}
             label: {{ $a.label }}
             namespace: {{ $agentNs }}
             instanceCap: {{ $a.instanceCap }}
             idleMinutes: {{ $a.idleMinutes }}
+            slaveConnectTimeout: {{ int $a.connectTimeoutSeconds }}
             podRetention: {{ $a.podRetention }}
             {{- with include "jda.jcasc.workspaceVolume" . }}{{ . | nindent 12 }}{{ end }}
             yamlMergeStrategy: override
@@ -71,6 +76,7 @@ jenkins:
             namespace: {{ $agentNs }}
             instanceCap: {{ default $a.instanceCap $t.instanceCap }}
             idleMinutes: {{ ternary $t.idleMinutes $a.idleMinutes (hasKey $t "idleMinutes") }}
+            slaveConnectTimeout: {{ int $a.connectTimeoutSeconds }}
             podRetention: {{ $a.podRetention }}
             {{- with include "jda.jcasc.workspaceVolume" $ }}{{ . | nindent 12 }}{{ end }}
             {{- if $dind }}
@@ -97,13 +103,94 @@ jenkins:
                 {{- include "jda.agentPodSpec" (dict "root" $ "mode" "plain" "template" $t) | nindent 16 }}
             {{- end }}
           {{- end }}
+    {{- if $a.registry.push }}
+    # The push template: its pods alone get the registry credentials. A second cloud, listed after the
+    # first (a podTemplate step without `cloud:` takes the first), usage-restricted to
+    # agent.registry.pushFolders, with its own ServiceAccount (a SYSTEM-scoped credential, which jobs
+    # cannot read) and a Role in the push namespace only.
+    - kubernetes:
+        name: kubernetes-push
+        namespace: {{ include "jda.pushNamespace" . }}
+        credentialsId: jda-push-cloud
+        usageRestricted: true
+        jenkinsUrl: {{ include "jda.controllerUrl" . }}
+        {{- if .Values.controller.websocket }}
+        webSocket: true
+        {{- else }}
+        jenkinsTunnel: {{ include "jda.agentTunnel" . }}
+        {{- end }}
+        containerCapStr: "{{ $a.instanceCap }}"
+        podRetention: {{ $a.podRetention }}
+        templates:
+          - name: {{ $a.label }}-push
+            label: {{ $a.label }}-push
+            namespace: {{ include "jda.pushNamespace" . }}
+            instanceCap: {{ $a.instanceCap }}
+            # never kept for another job: the pod holds registry credentials
+            idleMinutes: 0
+            slaveConnectTimeout: {{ int $a.connectTimeoutSeconds }}
+            podRetention: {{ $a.podRetention }}
+            {{- with include "jda.jcasc.workspaceVolume" . }}{{ . | nindent 12 }}{{ end }}
+            yamlMergeStrategy: override
+            yaml: |-
+              apiVersion: v1
+              kind: Pod
+              metadata:
+                labels:
+                  {{- include "jda.agentPodLabels" . | nindent 18 }}
+                annotations:
+                  {{- include "jda.agentPodAnnotations" . | nindent 18 }}
+                  {{- with $a.podAnnotations }}
+                  {{- toYaml . | nindent 18 }}
+                  {{- end }}
+              spec:
+                {{- include "jda.agentPodSpec" (dict "root" . "mode" "agent" "push" true) | nindent 16 }}
+    {{- end }}
+{{- if $a.registry.push }}
+credentials:
+  system:
+    domainCredentials:
+      - credentials:
+          # the push cloud's ServiceAccount token; SYSTEM scope: the cloud finds it, no job can
+          - string:
+              scope: SYSTEM
+              id: jda-push-cloud
+              description: "ServiceAccount token of the kubernetes-push cloud (jenkins-dind-agent)"
+              secret: "${jda-push-cloud-token}"
+{{- end }}
 unclassified:
   location:
     url: {{ include "jda.publicUrl" . | quote }}
-{{- if .Values.exampleJob.enabled }}
+{{- $folders := include "jda.folders" . | fromJsonArray }}
+{{- if or $folders .Values.exampleJob.enabled }}
 jobs:
+  # one script: the folders first, then the example job (which may live in one of them)
   - script: |
+      {{- with $folders }}
+      {{- include "jda.foldersDsl" $ | trim | nindent 6 }}
+      {{- end }}
+      {{- if .Values.exampleJob.enabled }}
       {{- include "jda.exampleJobDsl" . | nindent 6 }}
+      {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Job DSL for the folders the chart owns (agent.permittedFolders, agent.registry.pushFolders,
+exampleJob.folder): each with the clouds its jobs may use (the Kubernetes plugin's folder property,
+symbol `kubernetes`, setter permittedClouds). job-dsl regenerates a folder's whole configuration at
+every JCasC apply: settings made in the UI do not survive (folder credentials do). */}}
+{{- define "jda.foldersDsl" -}}
+{{- range include "jda.folders" . | fromJsonArray }}
+folder('{{ .name }}') {
+  description('Managed by the jenkins-dind-agent chart: changes made here are replaced at the next configuration apply.')
+  {{- with .clouds }}
+  properties {
+    kubernetes {
+      permittedClouds([{{ range $i, $c := . }}{{ if $i }}, {{ end }}'{{ $c }}'{{ end }}])
+    }
+  }
+  {{- end }}
+}
 {{- end }}
 {{- end -}}
 
@@ -162,9 +249,12 @@ jenkins.yaml: |
 {{/* Job DSL for the example pipeline. The Jenkinsfile and the sample Dockerfile come from
 files/ verbatim, inside single-quoted Groovy strings. */}}
 {{- define "jda.exampleJobDsl" -}}
-{{- $jenkinsfile := .Files.Get "files/Jenkinsfile" | replace "label 'dind'" (printf "label '%s'" .Values.agent.label) -}}
-pipelineJob('{{ .Values.exampleJob.name }}') {
-  description('Builds the multi-stage sample in a dind agent pod (label {{ .Values.agent.label }}); pushes when PUSH is set.')
+{{- $label := ternary (printf "%s-push" .Values.agent.label) .Values.agent.label .Values.agent.registry.push -}}
+{{- $jenkinsfile := .Files.Get "files/Jenkinsfile" | replace "label 'dind'" (printf "label '%s'" $label) -}}
+{{- $job := .Values.exampleJob.name -}}
+{{- with .Values.exampleJob.folder }}{{ $job = printf "%s/%s" . $job }}{{ end -}}
+pipelineJob('{{ $job }}') {
+  description('Builds the multi-stage sample in a dind agent pod (label {{ $label }}); pushes when PUSH is set.')
   parameters {
     stringParam('IMAGE', '{{ include "jda.exampleImage" . }}', 'Image reference to build')
     booleanParam('PUSH', {{ .Values.agent.registry.push }}, 'Push IMAGE to the registry')

@@ -35,7 +35,32 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- fail "agent.registry.push is true but agent.registry.server is empty: set the registry host[:port] the agents push to" -}}
 {{- end -}}
 {{- if and $a.registry.push (not $a.registry.secretName) -}}
-{{- fail "agent.registry.push is true but agent.registry.secretName is empty: name a kubernetes.io/dockerconfigjson Secret in the agent namespace" -}}
+{{- fail "agent.registry.push is true but agent.registry.secretName is empty: name a kubernetes.io/dockerconfigjson Secret in the push namespace" -}}
+{{- end -}}
+{{- if and $a.registry.secretName (not $a.registry.push) -}}
+{{- fail "agent.registry.secretName is set but agent.registry.push is false: registry credentials reach only the push template's pods; set agent.registry.push=true and agent.registry.pushFolders" -}}
+{{- end -}}
+{{- if and $a.registry.push (not $a.registry.pushFolders) -}}
+{{- fail "agent.registry.push is true but agent.registry.pushFolders is empty: list the folders whose jobs may push (no other job can use the push template)" -}}
+{{- end -}}
+{{- if and $a.registry.push $a.namespace.sameAsController -}}
+{{- fail "agent.registry.push needs the agents in a namespace of their own: agent.namespace.sameAsController is true" -}}
+{{- end -}}
+{{- if and $a.registry.push (eq (include "jda.pushNamespace" .) (include "jda.agentNamespace" .)) -}}
+{{- fail (printf "agent.registry.pushNamespace (%s) is the agent namespace: push pods need a namespace of their own, where no other pod can mount the credentials" (include "jda.pushNamespace" .)) -}}
+{{- end -}}
+{{- if and $a.registry.push (eq (include "jda.pushNamespace" .) .Release.Namespace) -}}
+{{- fail (printf "agent.registry.pushNamespace (%s) is the release namespace: push pods need a namespace of their own" .Release.Namespace) -}}
+{{- end -}}
+{{- if le (int $a.connectTimeoutSeconds) (int $a.dind.readyTimeoutSeconds) -}}
+{{- fail (printf "agent.connectTimeoutSeconds (%d) is not above agent.dind.readyTimeoutSeconds (%d): the plugin would give up on a pod whose dockerd is still allowed to start" (int $a.connectTimeoutSeconds) (int $a.dind.readyTimeoutSeconds)) -}}
+{{- end -}}
+{{- $job := .Values.exampleJob -}}
+{{- if and $job.enabled $a.permittedFolders (not (has $job.folder $a.permittedFolders)) -}}
+{{- fail (printf "exampleJob.folder (%q) is not one of agent.permittedFolders %v: the example job could not use the agents (a job at the root never can)" $job.folder $a.permittedFolders) -}}
+{{- end -}}
+{{- if and $job.enabled $a.registry.push (not (has $job.folder $a.registry.pushFolders)) -}}
+{{- fail (printf "exampleJob.folder (%q) is not one of agent.registry.pushFolders %v: the example job pushes from the push template, which only those folders may use" $job.folder $a.registry.pushFolders) -}}
 {{- end -}}
 {{- if and $a.namespace.sameAsController $a.namespace.name -}}
 {{- fail (printf "agent.namespace.name (%s) is set but agent.namespace.sameAsController is true, which runs the agents in the release namespace (%s): set one of them" $a.namespace.name .Release.Namespace) -}}
@@ -66,6 +91,7 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- include "jda.validate.controller" . -}}
 {{- include "jda.validate.agent" . -}}
 {{- include "jda.validate.daemonConfig" . -}}
+{{- include "jda.validate.dindLimits" . -}}
 {{- end -}}
 
 {{- define "jda.validate.controller" -}}
@@ -324,5 +350,31 @@ storage-opt: storage-opts
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* dind's limits, the cgroup jda-builds and dockerd's API range (files/dind-start.sh, jda.dind.container). */}}
+{{- define "jda.validate.dindLimits" -}}
+{{- $d := .Values.agent.dind -}}
+{{- $limits := ($d.resources | default dict).limits | default dict -}}
+{{- with $limits.memory -}}
+{{- if ge (include "jda.quantity" $d.buildMemoryHeadroom | float64) (include "jda.quantity" . | float64) -}}
+{{- fail (printf "agent.dind.buildMemoryHeadroom (%v) is not below agent.dind.resources.limits.memory (%v): builds run in the cgroup jda-builds, limited to dind's memory limit minus this headroom for dockerd, so nothing would be left for them; lower the headroom or raise the limit" $d.buildMemoryHeadroom .) -}}
+{{- end -}}
+{{- end -}}
+{{- with (index $limits "ephemeral-storage") -}}
+{{- $limit := include "jda.quantity" . | float64 -}}
+{{- $volumes := include "jda.quantity" $d.dataSizeLimit | float64 -}}
+{{- $named := printf "agent.dind.dataSizeLimit (%v)" $d.dataSizeLimit -}}
+{{- with ($.Values.agent.workspaceVolume | default dict).sizeLimit -}}
+{{- $volumes = addf $volumes (include "jda.quantity" . | float64) -}}
+{{- $named = printf "%s plus agent.workspaceVolume.sizeLimit (%v)" $named . -}}
+{{- end -}}
+{{- if le $limit $volumes -}}
+{{- fail (printf "agent.dind.resources.limits.ephemeral-storage (%v) is not above %s: the kubelet sums the containers' ephemeral-storage limits into the pod's budget for everything it writes on the node, emptyDirs included, and would evict the pod before /var/lib/docker reached its sizeLimit; raise the limit, or remove it (each emptyDir keeps its own sizeLimit)" . $named) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $d.minAPIVersion (hasKey ($d.daemonConfig | default dict) "min-api-version") -}}
+{{- fail (printf "agent.dind.daemonConfig.min-api-version is set and so is agent.dind.minAPIVersion (%s): keep one (agent.dind.minAPIVersion, DOCKER_MIN_API_VERSION, also works with dockerd before 29)" $d.minAPIVersion) -}}
 {{- end -}}
 {{- end -}}

@@ -35,12 +35,14 @@ class Manifest:
     def all(self, kind: str) -> list[Obj]:
         return [o for o in self.objects if o.get("kind") == kind]
 
-    def get(self, kind: str, name: str | None = None, suffix: str | None = None) -> Obj:
-        """The one object of this kind (and exact name, or name ending with suffix)."""
+    def get(self, kind: str, name: str | None = None, suffix: str | None = None,
+            namespace: str | None = None) -> Obj:
+        """The one object of this kind (and exact name, or name ending with suffix; in `namespace`)."""
         found = [
             o for o in self.all(kind)
             if (name is None or o["metadata"]["name"] == name)
             and (suffix is None or o["metadata"]["name"].endswith(suffix))
+            and (namespace is None or o["metadata"].get("namespace") == namespace)
         ]
         if len(found) != 1:
             names = [o["metadata"]["name"] for o in self.all(kind)]
@@ -56,12 +58,21 @@ class Manifest:
         """The chart's own JCasC document (jenkins.yaml in the JCasC directory)."""
         return yamlload.load(self.jcasc_files()["jenkins.yaml"])
 
-    def kubernetes_cloud(self) -> Obj:
-        clouds = self.jcasc()["jenkins"]["clouds"]
-        kube = [c["kubernetes"] for c in clouds if "kubernetes" in c]
+    def kubernetes_clouds(self) -> list[Obj]:
+        """Every Kubernetes cloud of the chart's JCasC, in order (the first is the podTemplate default)."""
+        return [c["kubernetes"] for c in self.jcasc()["jenkins"]["clouds"] if "kubernetes" in c]
+
+    def kubernetes_cloud(self, name: str = "kubernetes") -> Obj:
+        """The chart's cloud (`kubernetes`), or the push cloud (`kubernetes-push`, agent.registry.push)."""
+        kube = [c for c in self.kubernetes_clouds() if c.get("name") == name]
         if len(kube) != 1:
-            raise ManifestError(f"expected one kubernetes cloud in JCasC, found {len(kube)}")
+            raise ManifestError(f"expected one kubernetes cloud named {name!r} in JCasC, found {len(kube)}")
         return kube[0]
+
+    def push_pod(self) -> Obj:
+        """The agent Pod of the push template (agent.registry.push): the only one with registry credentials."""
+        [template] = self.kubernetes_cloud("kubernetes-push")["templates"]
+        return yamlload.load(template["yaml"])
 
     def pod_template(self, name: str | None = None) -> Obj:
         """The chart's dind pod template (the first), or the template called `name`."""
@@ -95,6 +106,9 @@ class Manifest:
         for template in self.kubernetes_cloud()["templates"]:
             agent = self.agent_pod(template["name"])
             yield agent, agent["spec"]
+        if any(c.get("name") == "kubernetes-push" for c in self.kubernetes_clouds()):
+            push = self.push_pod()
+            yield push, push["spec"]
 
 
 def pod_spec_of(obj: Obj) -> Obj | None:

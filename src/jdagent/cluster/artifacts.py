@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from jdagent.cluster.provider import Cluster, Provider
-from jdagent.cluster.release import AGENT_NAMESPACE, NAMESPACE, RELEASE
+from jdagent.cluster.release import AGENT_NAMESPACE, NAMESPACE, PUSH_NAMESPACE, RELEASE
 
 
 def collect_artifacts(cluster: Cluster, folder: Path, extra: dict[str, str] | None = None,
                       provider: Provider | None = None,
-                      namespaces: tuple[str, ...] = (NAMESPACE, AGENT_NAMESPACE, "registry")) -> Path:
+                      namespaces: tuple[str, ...] = (NAMESPACE, AGENT_NAMESPACE, PUSH_NAMESPACE, "registry"),
+                      ) -> Path:
     """Events, describe, pod YAML, all container logs, helm status/history, extra texts (e.g. the Jenkins
     console) and, given a provider, its node logs in folder/<provider.label>/."""
     folder.mkdir(parents=True, exist_ok=True)

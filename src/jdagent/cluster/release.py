@@ -19,6 +19,7 @@ from jdagent.paths import CHART_DIR, REPO_ROOT
 
 E2E_VALUES = REPO_ROOT / "tests" / "e2e" / "kind-values.yaml"
 RELEASE, NAMESPACE, AGENT_NAMESPACE = "ci", "ci", "ci-agents"
+PUSH_NAMESPACE = f"{AGENT_NAMESPACE}-push"  # the chart's default for agent.registry.pushNamespace
 FULLNAME = f"{RELEASE}-jenkins-dind-agent"
 TEST_POD = f"{FULLNAME}-dind-build-test"
 INSTALL_TIMEOUT_S = 900
@@ -69,24 +70,25 @@ def _apply(cluster: Cluster, manifest: str) -> None:
 
 
 def install_chart(cluster: Cluster, password: str = "jda-e2e-admin", wait: bool = True) -> None:
-    """helm upgrade --install the chart with the e2e values, the admin Secret and a push Secret."""
-    for ns in (NAMESPACE, AGENT_NAMESPACE):
+    """helm upgrade --install the chart with the e2e values, the admin Secret and a push Secret (in the
+    push namespace, where only the push template's pods run)."""
+    for ns in (NAMESPACE, AGENT_NAMESPACE, PUSH_NAMESPACE):
         _apply(cluster, cluster.kubectl("create", "namespace", ns, "--dry-run=client", "-o", "yaml").stdout)
-    cluster.kubectl("label", "namespace", AGENT_NAMESPACE, "--overwrite",
-                    "pod-security.kubernetes.io/enforce=privileged")
+    for ns in (AGENT_NAMESPACE, PUSH_NAMESPACE):
+        cluster.kubectl("label", "namespace", ns, "--overwrite", "pod-security.kubernetes.io/enforce=privileged")
     _apply(cluster, cluster.kubectl("-n", NAMESPACE, "create", "secret", "generic", "jenkins-admin",
                                     "--from-literal=jenkins-admin-user=admin",
                                     f"--from-literal=jenkins-admin-password={password}",
                                     "--dry-run=client", "-o", "yaml").stdout)
     auth = {"auths": {REGISTRY: {"auth": base64.b64encode(b"unused:unused").decode()}}}
-    _apply(cluster, cluster.kubectl("-n", AGENT_NAMESPACE, "create", "secret", "generic", "registry-push",
+    _apply(cluster, cluster.kubectl("-n", PUSH_NAMESPACE, "create", "secret", "generic", "registry-push",
                                     "--type=kubernetes.io/dockerconfigjson",
                                     f"--from-literal=.dockerconfigjson={json.dumps(auth)}",
                                     "--dry-run=client", "-o", "yaml").stdout)
     recover_release(cluster)
     # too small a cluster fails here in seconds (a --wait install would sit 15 minutes on Pending pods)
     problem = capacity.check(cluster, render(values=E2E_VALUES, release=RELEASE, namespace=NAMESPACE),
-                             ignore_namespaces=(NAMESPACE, AGENT_NAMESPACE))
+                             ignore_namespaces=(NAMESPACE, AGENT_NAMESPACE, PUSH_NAMESPACE))
     if problem and wait:
         raise RuntimeError(problem)
     if problem:
@@ -96,7 +98,7 @@ def install_chart(cluster: Cluster, password: str = "jda-e2e-admin", wait: bool 
         cluster.helm(*install, stream=True)
         return
     log("helm upgrade --install --wait (the controller downloads its plugins at start; progress every 30 s)")
-    with watching(cluster, (NAMESPACE, AGENT_NAMESPACE)):
+    with watching(cluster, (NAMESPACE, AGENT_NAMESPACE, PUSH_NAMESPACE)):
         cluster.helm(*install, "--wait", "--timeout", f"{INSTALL_TIMEOUT_S}s", stream=True,
                      timeout=INSTALL_TIMEOUT_S + 120)
 

@@ -48,10 +48,11 @@ def mirror_values(standins: Mapping[str, str], upstream: str, registry_image: st
 
 
 def render_agent_pod(values: Iterable[Path] = (), overrides: Mapping[str, Any] | None = None,
-                     kube_version: str = "1.33.0", helm: str = "4") -> tuple[Manifest, Obj]:
-    """(manifest, agent pod spec) exactly as the JCasC pod template carries it."""
+                     kube_version: str = "1.33.0", helm: str = "4", push: bool = False) -> tuple[Manifest, Obj]:
+    """(manifest, agent pod spec) exactly as the JCasC pod template carries it: the chart's dind template,
+    or with `push` the push template (agent.registry.push), the only one that mounts registry credentials."""
     manifest = render(values=tuple(values), overrides=overrides or {}, kube_version=kube_version, helm=helm)
-    return manifest, manifest.agent_pod()["spec"]
+    return manifest, (manifest.push_pod() if push else manifest.agent_pod())["spec"]
 
 
 def pod_files(manifest: Manifest, spec: Obj,
@@ -61,7 +62,11 @@ def pod_files(manifest: Manifest, spec: Obj,
     files: dict[str, dict[str, bytes]] = {}
     for vol in spec.get("volumes", []):
         if "configMap" in vol:
-            data = {k: v.encode() for k, v in manifest.get("ConfigMap", name=vol["configMap"]["name"])["data"].items()}
+            # the same files may be rendered into several namespaces (agent and push): any copy will do
+            copies = [c for c in manifest.all("ConfigMap") if c["metadata"]["name"] == vol["configMap"]["name"]]
+            if not copies:
+                raise KeyError(f"no ConfigMap {vol['configMap']['name']} in the rendered chart")
+            data = {k: v.encode() for k, v in copies[0]["data"].items()}
             items = vol["configMap"].get("items") or [{"key": k, "path": k} for k in data]
         elif "secret" in vol:
             data = dict((secrets or {}).get(vol["secret"]["secretName"], {}))

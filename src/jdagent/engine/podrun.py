@@ -11,7 +11,8 @@
 - init containers run to completion in order; native sidecars (restartPolicy Always) start in their
   place and are waited on through their postStart hook and startupProbe; then the regular containers
   start (each after its postStart hook, if any);
-- command/args/env/workingDir/runAsUser/readOnlyRootFilesystem/capabilities as Docker settings, and
+- command/args/env (values, and the downward API's resourceFieldRef)/workingDir/runAsUser/
+  readOnlyRootFilesystem/capabilities as Docker settings, and
   memory and CPU limits as the container's memory limit and CPU quota, like the kubelet's;
 - `privileged: true` as privileged. On machines whose capability bounding set lacks CAP_SYS_RESOURCE,
   runc refuses privileged containers ("unable to apply caps: operation not permitted"); on exactly
@@ -256,7 +257,7 @@ class PodRunner:
             "image": spec["image"],
             "name": f"{self.prefix}-{spec['name']}",
             "labels": {**self.labels(), "jda.container": spec["name"]},
-            "environment": {e["name"]: e.get("value", "") for e in spec.get("env", []) if "value" in e},
+            "environment": self._environment(spec),
             "network_mode": f"container:{self.infra.id}",
             "ipc_mode": f"container:{self.infra.id}",
             "mounts": self._mounts(spec),
@@ -290,6 +291,35 @@ class PodRunner:
         if sc.get("privileged"):
             kwargs.update(self._privileged_kwargs())
         return kwargs
+
+    def _environment(self, spec: Obj) -> dict[str, str]:
+        """env values, and the downward API's resourceFieldRef as the kubelet resolves it: the named (or this)
+        container's limit or request in units of the divisor, rounded up; a limit that is not set is the
+        node's allocatable, here the engine's memory or CPUs."""
+        env: dict[str, str] = {}
+        for e in spec.get("env", []):
+            if "value" in e:
+                env[e["name"]] = e["value"]
+            elif "resourceFieldRef" in (e.get("valueFrom") or {}):
+                env[e["name"]] = str(self._resource_field(spec, e["valueFrom"]["resourceFieldRef"]))
+        return env
+
+    def _resource_field(self, spec: Obj, ref: Obj) -> int:
+        assert self.client is not None
+        name = ref.get("containerName") or spec["name"]
+        target = next(c for c in [*self.pod_spec.get("initContainers", []), *self.pod_spec["containers"]]
+                      if c["name"] == name)
+        kind, _, resource = ref["resource"].partition(".")
+        value = ((target.get("resources") or {}).get(kind) or {}).get(resource)
+        if resource == "memory":
+            amount = float(quantity_bytes(value) if value else self.client.info()["MemTotal"])
+            divisor = float(quantity_bytes(str(ref.get("divisor", "1"))))
+        elif resource == "cpu":
+            amount = cpu_cores(value) if value else float(self.client.info()["NCPU"])
+            divisor = cpu_cores(str(ref.get("divisor", "1")))
+        else:
+            raise PodRunError(f"resourceFieldRef {ref['resource']}: only cpu and memory are supported")
+        return max(1, -int(-amount // divisor))
 
     def _privileged_kwargs(self) -> dict[str, Any]:
         if self.privileged_fallback:

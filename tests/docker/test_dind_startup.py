@@ -1,0 +1,53 @@
+"""The agent pod's start on a real engine: a dind that never answers stops jnlp within
+agent.dind.readyTimeoutSeconds, with a message naming the dind container (the Kubernetes plugin fails the
+build when jnlp terminates), and agent.dind.minAPIVersion reaches dockerd (DOCKER_MIN_API_VERSION)."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import pytest
+
+from jdagent.chart.manifest import container
+from jdagent.engine import agentpod
+from jdagent.engine.podrun import PodRunner
+
+pytestmark = pytest.mark.docker
+
+
+def test_a_dind_that_dies_stops_jnlp_within_the_timeout(docker_client, standins):
+    overrides = agentpod.standin_overrides(standins, dind={"readyTimeoutSeconds": 5})
+    manifest, spec = agentpod.render_agent_pod(overrides=overrides, kube_version="1.28.0")  # both regular containers
+    spec = copy.deepcopy(spec)
+    dind = container(spec, "dind")
+    dind["command"] = ["/bin/sh", "-c", "echo 'failed to start daemon: (a broken dind)' >&2; exit 1"]
+    dind.pop("args", None)
+    with PodRunner(spec, client=docker_client, files=agentpod.pod_files(manifest, spec), name="jda-broken") as pod:
+        started = time.monotonic()
+        status = pod.container("jnlp").wait(timeout=60)
+        took = time.monotonic() - started
+        log = pod.logs("jnlp")
+        assert status["StatusCode"] == 1, log
+        assert took < 5 + 10, took
+        assert "dockerd did not answer on tcp://localhost:2375 within 5s (agent.dind.readyTimeoutSeconds)" in log
+        assert "-c dind" in log and "jenkins-agent" not in log
+        assert "a broken dind" in pod.logs("dind")
+
+
+@pytest.mark.parametrize("minimum", ["", "1.30"], ids=["dockerd-default", "raised"])
+def test_min_api_version_reaches_dockerd(docker_client, standins, minimum):
+    """The stand-in's dockerd 26.1 accepts 1.24 by default; raising the minimum to 1.30 refuses a 1.29
+    client, as dockerd 29 (default 1.40) refuses old docker-java and Testcontainers clients unless
+    agent.dind.minAPIVersion lowers it."""
+    overrides = agentpod.standin_overrides(standins, dind={"minAPIVersion": minimum})
+    manifest, spec = agentpod.render_agent_pod(overrides=overrides)
+    with PodRunner(spec, client=docker_client, files=agentpod.pod_files(manifest, spec), name="jda-api") as pod:
+        reported = pod.exec("jnlp", ["docker", "version", "--format", "{{.Server.MinAPIVersion}}"]).output.strip()
+        assert reported == (minimum or "1.24")
+        old = pod.exec("jnlp", ["docker", "version"], environment={"DOCKER_API_VERSION": "1.29"})
+        if minimum:
+            assert old.exit_code != 0 and "client version 1.29 is too old" in old.output, old.output
+        else:
+            assert old.exit_code == 0, old.output
+        assert pod.exec("jnlp", ["docker", "version"], environment={"DOCKER_API_VERSION": "1.30"}).exit_code == 0

@@ -4,8 +4,9 @@ Each `GoProgram` names its module and version, the packages to build, tags, ldfl
 puts the binaries in `.tools/go/<name>-<version>-<key>/` (the key hashes everything that changes the
 output, the Go version included) and reuses them while the pin holds. Programs whose go.mod replaces
 its own staging modules (k8s.io/kubernetes) are built from a small main module of ours that requires
-the upstream module and maps each replace to the published version (`staging`). While `go build` runs,
-a progress line (packages compiled of the total) is printed every 20 seconds.
+the upstream module and maps each replace to the published version (`staging`); a module without a
+go.mod (docker/cli, +incompatible) gets the list its vendor.mod pins required as is (`requires_file`).
+While `go build` runs, a progress line (packages compiled of the total) is printed every 20 seconds.
 
 Licences: every module linked into a binary is listed with the licence its LICENSE file names, in
 `LICENSES.txt` next to the binaries; a module without a recognised licence fails the build.
@@ -42,6 +43,7 @@ LICENCES = (
     (re.compile(r"This is free and unencumbered software released into the public domain", re.I), "Unlicense"),
     (re.compile(r"Creative Commons .*CC0|CC0 1\.0 Universal", re.I | re.S), "CC0-1.0"),
     (re.compile(r"Attribution-ShareAlike 4\.0 International", re.I), "CC-BY-SA-4.0"),
+    (re.compile(r"Attribution 4\.0 International", re.I), "CC-BY-4.0"),  # documentation licences (spdx/tools-golang)
 )
 
 
@@ -68,11 +70,17 @@ class GoProgram:
     staging: Callable[[str], str] | None = None   # staging module -> published version
     links: tuple[str, ...] = ()        # names symlinked to the single binary (multi-call)
     module_files: tuple[str, ...] = ()  # files of the module itself the program reads at run time (copied)
+    build_flags: tuple[str, ...] = ()  # more `go build` flags (-buildmode=pie)
+    # A module without a go.mod of its own (+incompatible: docker/cli) keeps its dependency list in another
+    # file (vendor.mod): every module it requires (and replaces) is required at that version here, so the
+    # build links what upstream vendors rather than whatever is newest.
+    requires_file: str | None = None
 
     def key(self, go_version: str) -> str:
         data = dataclasses.asdict(self) | {"staging": bool(self.staging), "go": go_version}
-        if not self.module_files:
-            del data["module_files"]  # keys of programs without such files stay what they were
+        for later in ("module_files", "build_flags", "requires_file"):
+            if not data[later]:
+                del data[later]  # keys of programs that do not use a later field stay what they were
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -104,6 +112,35 @@ def module_dir(module: str, version: str, env: Mapping[str, str], cwd: Path) -> 
 def staging_replaces(gomod: str) -> list[str]:
     """The modules a go.mod replaces with its own folders (`k8s.io/api => ./staging/src/k8s.io/api`)."""
     return re.findall(r"(?m)^\s*(?:replace\s+)?(\S+)\s+=>\s+\./staging/\S+\s*$", gomod)
+
+
+def listed_requirements(modfile: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(requires, replaces) of a go.mod-style file: module -> version, and module -> "target@version"
+    (a replace by a local folder is skipped: it cannot be built from the proxy)."""
+    requires: dict[str, str] = {}
+    replaces: dict[str, str] = {}
+    block = ""
+    for raw in modfile.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if not line:
+            continue
+        if line.endswith("(") and line.split()[0] in ("require", "replace", "tool", "exclude", "retract"):
+            block = line.split()[0]
+            continue
+        if line == ")":
+            block = ""
+            continue
+        words = line.split()
+        kind = block
+        if not block and words[0] in ("require", "replace"):
+            kind, words = words[0], words[1:]
+        if kind == "require" and len(words) >= 2:
+            requires[words[0]] = words[1]
+        elif kind == "replace" and "=>" in words:
+            left, right = words[:words.index("=>")], words[words.index("=>") + 1:]
+            if len(right) == 2 and not right[0].startswith((".", "/")):
+                replaces[left[0] if len(left) == 1 else f"{left[0]}@{left[1]}"] = f"{right[0]}@{right[1]}"
+    return requires, replaces
 
 
 def licence_of(folder: Path) -> str | None:
@@ -147,6 +184,11 @@ def _prepare(program: GoProgram, work: Path, env: Mapping[str, str]) -> None:
     if program.staging:
         gomod = (module_dir(program.module, program.version, env, work) / "go.mod").read_text()
         edits += [f"-replace={m}={m}@{program.staging(m)}" for m in staging_replaces(gomod)]
+    if program.requires_file:
+        listed = (module_dir(program.module, program.version, env, work) / program.requires_file).read_text()
+        pinned, replaced = listed_requirements(listed)
+        edits += [f"-require={m}@{v}" for m, v in pinned.items() if m not in requires]
+        edits += [f"-replace={m}={target}" for m, target in replaced.items()]
     _run([go, "mod", "edit", *edits], work, env, "go mod edit")
     if program.main_go is not None:
         (work / "main.go").write_text(program.main_go)
@@ -202,8 +244,8 @@ def build(program: GoProgram, force: bool = False) -> Path:
         watcher = threading.Thread(target=_progress, args=(log, total, f"{program.name}/{binary}", done),
                                    daemon=True)
         watcher.start()
-        cmd = [go_binary(), "build", "-trimpath", "-v", *tags, "-ldflags", " ".join(program.ldflags),
-               "-o", str(out / binary), package]
+        cmd = [go_binary(), "build", "-trimpath", "-v", *program.build_flags, *tags,
+               "-ldflags", " ".join(program.ldflags), "-o", str(out / binary), package]
         with log.open("a") as sink:
             proc = subprocess.run(cmd, cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
         done.set()

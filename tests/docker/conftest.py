@@ -97,3 +97,17 @@ def whiteout_image(docker_client, standins) -> str:
 def prewarmed_whiteouts(docker_client, standins, whiteout_image) -> str:
     """The stand-in dind with the whiteout image baked in: a vfs data root, archives for overlay2."""
     return _prewarmed(docker_client, standins, [whiteout_image], "whiteouts")
+
+
+@pytest.fixture(scope="session")
+def dind29_standin(docker_client) -> str:
+    """The pinned-daemon stand-in (jda-standin-dind29: dockerd 29.7.1, containerd v2.3.3, runc v1.4.3, CLI 29.7.2,
+    built from their Go modules). Its Go builds (about 15 minutes cold on two cores) are made here only with
+    JDA_BUILD_DIND29=1; otherwise they must be in .tools/go/ already (`python -m jdagent.engine.images --dind29`),
+    else the tests that need it skip naming that command, or fail with JDA_REQUIRE_DIND29=1."""
+    try:
+        return images.ensure_dind29(docker_client, build=os.environ.get("JDA_BUILD_DIND29") == "1")
+    except images.Dind29Missing as exc:
+        if os.environ.get("JDA_REQUIRE_DIND29") == "1":
+            pytest.fail(f"JDA_REQUIRE_DIND29=1 but {exc}")
+        pytest.skip(str(exc))

@@ -117,7 +117,8 @@ def test_tools_that_mount_docker_sock_reach_the_pod_dockerd(docker_client, stand
         # on a loaded machine (seen once in CI: exit 0, nothing printed)
         started = runner.exec("jnlp", ["docker", "run", "-d", "--name", name, "--network", "none",
                                        "-v", "/var/run/docker.sock:/var/run/docker.sock",
-                                       "-v", "/usr/bin/docker:/usr/bin/docker:ro",
+                                       # the CLI where the upstream image (and both stand-ins) keep it
+                                       "-v", "/usr/local/bin/docker:/usr/local/bin/docker:ro",
                                        base, "docker", "ps", "--format", "{{.Names}}"])
         assert started.exit_code == 0, started.output
         waited = runner.exec("jnlp", ["docker", "wait", name])

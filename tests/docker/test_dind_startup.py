@@ -37,17 +37,20 @@ def test_a_dind_that_dies_stops_jnlp_within_the_timeout(docker_client, standins)
 
 @pytest.mark.parametrize("minimum", ["", "1.30"], ids=["dockerd-default", "raised"])
 def test_min_api_version_reaches_dockerd(docker_client, standins, minimum):
-    """The stand-in's dockerd 26.1 accepts 1.24 by default; raising the minimum to 1.30 refuses a 1.29
-    client, as dockerd 29 (default 1.40) refuses old docker-java and Testcontainers clients unless
-    agent.dind.minAPIVersion lowers it."""
+    """dockerd's own minimum is 1.24 up to 26.1 and 1.40 from 29 on (tests/unit/data/upstream/dockerd-pin.yaml),
+    which refuses old docker-java and Testcontainers clients; agent.dind.minAPIVersion sets it: raised to
+    1.30, a 1.29 client is refused."""
     overrides = agentpod.standin_overrides(standins, dind={"minAPIVersion": minimum})
     manifest, spec = agentpod.render_agent_pod(overrides=overrides)
     with PodRunner(spec, client=docker_client, files=agentpod.pod_files(manifest, spec), name="jda-api") as pod:
         reported = pod.exec("jnlp", ["docker", "version", "--format", "{{.Server.MinAPIVersion}}"]).output.strip()
-        assert reported == (minimum or "1.24")
+        server = pod.exec("jnlp", ["docker", "version", "--format", "{{.Server.Version}}"]).output.strip()
+        own = "1.40" if int(server.split(".")[0]) >= 29 else "1.24"
+        assert reported == (minimum or own), server
         old = pod.exec("jnlp", ["docker", "version"], environment={"DOCKER_API_VERSION": "1.29"})
-        if minimum:
+        if minimum or own == "1.40":
             assert old.exit_code != 0 and "client version 1.29 is too old" in old.output, old.output
         else:
             assert old.exit_code == 0, old.output
-        assert pod.exec("jnlp", ["docker", "version"], environment={"DOCKER_API_VERSION": "1.30"}).exit_code == 0
+        floor = minimum or own
+        assert pod.exec("jnlp", ["docker", "version"], environment={"DOCKER_API_VERSION": floor}).exit_code == 0

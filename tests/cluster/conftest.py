@@ -130,3 +130,13 @@ def in_cluster_registry(cluster, standins) -> str:
     (pushed from the host engine through a port-forward)."""
     assert addons.seeded_registry(cluster, standins["registry"], standins["busybox"]) == BASE_IMAGE
     return REGISTRY
+
+
+@pytest.fixture(scope="session")
+def node_images(cluster):
+    """Import more local images (built on the Docker engine) into the node's containerd: node_images(*tags)."""
+    def load(*tags: str) -> None:
+        for tag in tags:
+            PROVIDER.load_image(cluster, tag)
+
+    return load

@@ -6,7 +6,9 @@
 - `jdagent.facts`: regenerate the upstream facts the chart is checked against (above `chart`);
 - `jdagent.engine`: the chart's agent pod on a real Docker engine: stand-in images, registries, bench;
 - `jdagent.cluster`: the chart on a real Kubernetes cluster: providers (kind, local), release, helm test
-  (above `engine`: the local cluster's images come from it).
+  (above `engine`: the local cluster's images come from it);
+- `jdagent.vm`: a qemu guest with a real cgroup v2 kernel, systemd and Docker: base and prepared disks,
+  `Machine` over SSH (above `cluster`).
 """
 
 from jdagent.paths import CHART_DIR, REPO_ROOT, SPINNAKER_DIR

@@ -187,6 +187,34 @@ def test_hack_dind_still_works_after_the_delegation(box):
     assert after["jda-builds/memory.max"] == before["jda-builds/memory.max"]
 
 
+def test_v2_leaves_dockerd_pids_below_the_pod_pids_limit(box):
+    """The kubelet's pod pids limit sits on the pod's cgroup, above this container's (read before the bind
+    mount hides it); jda-builds gets all but 64 of the smallest limit on the way up, so a fork bomb in a
+    build leaves dockerd and `docker exec` room (proven on the real kernel: tests/vm)."""
+    root = box / "cgroup"
+    pod = root / V2_OWN.lstrip("/").rsplit("/", 1)[0]
+    (root / V2_OWN.lstrip("/")).mkdir(parents=True)
+    (pod / "pids.max").write_text("1024\n")
+    (root / V2_OWN.lstrip("/") / "pids.max").write_text("max\n")
+    _, log, _ = run(box, V2, v2=True, mtu="static")
+    assert v2_files(box)["jda-builds/pids.max"] == "960\n"
+    assert "jda-builds pids.max 960 (the pids limit above this container, 1024, minus 64)" in log
+
+
+def test_v2_without_a_pids_limit_sets_none(box):
+    run(box, V2, v2=True, mtu="static")
+    assert "jda-builds/pids.max" not in v2_files(box)
+
+
+def test_v1_leaves_dockerd_pids_below_the_pod_pids_limit(box):
+    pod = box / "cgroup" / "pids" / OWN.lstrip("/").rsplit("/", 1)[0]
+    (pod / OWN.rsplit("/", 1)[1]).mkdir(parents=True)
+    (pod / "pids.max").write_text("300\n")
+    _, log, _ = run(box, V1, mtu="static")
+    assert (box / "cgroup" / "pids" / OWN.lstrip("/") / "jda-builds" / "pids.max").read_text() == "236\n"
+    assert "jda-builds pids.max 236" in log
+
+
 def test_v2_without_the_memory_controller_gives_no_limit_and_says_so(box):
     argv, log, _ = run(box, V2, v2=True, mtu="static", controllers="cpu pids")
     assert "jda-builds/memory.max" not in v2_files(box)

@@ -79,12 +79,48 @@ v2_delegate() {
   sed -e 's/ / +/g' -e 's/^/+/' <"$cgroup_root/cgroup.controllers" >"$cgroup_root/cgroup.subtree_control" 2>/dev/null
 }
 
+# The smallest pids.max from cgroup directory $1 up to $2 (the hierarchy's root), or nothing: the
+# kubelet's pod pids limit sits on the pod's cgroup, an ancestor of this container's.
+pids_limit() {
+  dir=$1 best=""
+  while :; do
+    value=$(cat "$dir/pids.max" 2>/dev/null || :)
+    if is_number "$value" && { [ -z "$best" ] || [ "$value" -lt "$best" ]; }; then
+      best=$value
+    fi
+    [ "$dir" = "$2" ] && break
+    next=${dir%/*}
+    if [ "$next" = "$dir" ] || [ "${#next}" -lt "${#2}" ]; then
+      break
+    fi
+    dir=$next
+  done
+  echo "$best"
+}
+
+# Builds get all but a few pids of the limit that covers this container, so that a fork bomb in one
+# leaves dockerd, containerd and `docker exec` (the kubelet's probes, jnlp's steps) room to start.
+pids_headroom=64
+# $1: the jda-builds directory of the pids controller; $2: the limit above this container, or nothing.
+limit_build_pids() {
+  if [ -z "$2" ] || [ "$2" -le "$pids_headroom" ]; then
+    return 0
+  fi
+  if echo "$(($2 - pids_headroom))" >"$1/pids.max" 2>/dev/null; then
+    log "jda-builds pids.max $(($2 - pids_headroom)) (the pids limit above this container, $2, minus $pids_headroom)"
+  else
+    log "cannot set pids.max on $1; jda-builds shares the pids limit ($2) with dockerd"
+  fi
+}
+
 parent=""
 if [ -f "$cgroup_root/cgroup.controllers" ]; then
   own=$(sed -n 's/^0::\(.*\)$/\1/p' "$proc_cgroup" | head -n 1)
   if [ -z "$own" ]; then
     log "cgroup v2, but no v2 entry in $proc_cgroup; dockerd keeps its default cgroup parent"
   else
+    # read before the bind mount below hides this container's ancestors
+    pids_max=$(pids_limit "$cgroup_root${own%/}" "$cgroup_root")
     if [ "$own" = "/" ]; then
       log "cgroup v2 with a private cgroup namespace: this container's cgroup is $cgroup_root already"
     else
@@ -110,6 +146,9 @@ if [ -f "$cgroup_root/cgroup.controllers" ]; then
     else
       log "cgroup v2: the memory controller is not enabled below this container's cgroup; jda-builds gets no memory limit of its own"
     fi
+    if grep -qw pids "$cgroup_root/cgroup.subtree_control" 2>/dev/null; then
+      limit_build_pids "$cgroup_root/jda-builds" "$pids_max"
+    fi
     log "cgroup v2: dockerd's containers go to jda-builds, inside this container's limits"
   fi
 else
@@ -125,6 +164,13 @@ else
       log "cgroup v1: jda-builds memory.limit_in_bytes $builds_limit (dind's limit $limit minus $headroom for dockerd)"
     else
       log "cgroup v1: cannot set a memory limit on $memory; jda-builds gets no memory limit of its own"
+    fi
+    own_pids=$(awk -F: '$2 ~ /(^|,)pids(,|$)/ { print $3; exit }' "$proc_cgroup")
+    if [ -n "$own_pids" ] && [ -d "$cgroup_root/pids" ]; then
+      pids_max=$(pids_limit "$cgroup_root/pids${own_pids%/}" "$cgroup_root/pids")
+      if [ -n "$pids_max" ] && mkdir -p "$cgroup_root/pids$parent" 2>/dev/null; then
+        limit_build_pids "$cgroup_root/pids$parent" "$pids_max"
+      fi
     fi
     log "cgroup v1: dockerd's containers go to $parent, inside this container's limits"
   fi

@@ -126,6 +126,16 @@ def test_a_build_over_dinds_memory_limit_is_oom_killed_inside_the_pod_and_docker
                   "iflag=fullblock; "
                   "echo exit=$?; docker inspect -f 'oom={{.State.OOMKilled}}' hog", timeout=300)
     assert "exit=137" in hog.stdout and "oom=true" in hog.stdout, (hog.stdout, hog.stderr)
+    # the OOM happened at jda-builds' limit (dind's limit minus agent.dind.buildMemoryHeadroom), which the
+    # real kubelet's cgroup tree shows on the node
+    uid = created["metadata"]["uid"]
+    pod_memory = [p for root in cgroup_dirs(Layout(cluster.name).cgroup_root) for p in root.rglob(f"pod{uid}")
+                  if (p / "memory.limit_in_bytes").exists()]
+    [builds] = [b for p in pod_memory for b in p.rglob("jda-builds") if (b / "memory.limit_in_bytes").exists()]
+    headroom = next(e["value"] for e in dind["env"] if e["name"] == "JDA_BUILD_MEMORY_HEADROOM")
+    assert int((builds / "memory.limit_in_bytes").read_text()) == int(limit[:-2]) * 2**30 - int(headroom)
+    oom_control = dict(line.split() for line in (builds / "memory.oom_control").read_text().splitlines())
+    assert int(oom_control.get("oom_kill", "0")) >= 1 or int((builds / "memory.failcnt").read_text()) > 0, oom_control
     # what happened to dockerd and the other build: the kernel picked the hog; both live on
     info = kubectl("exec", name, "-c", "jnlp", "--", "docker", "inspect", "-f", "{{.State.Running}}", "bystander")
     assert info.returncode == 0 and info.stdout.strip() == "true", (info.stdout, info.stderr)

@@ -170,7 +170,7 @@ def test_var_lib_docker_is_the_volume_not_the_container_root(docker_client, stan
         mounts = pod.exec("dind", ["cat", "/proc/self/mountinfo"]).output
         assert any(line.split()[4] == "/var/lib/docker" for line in mounts.splitlines())
         data_volume = next(m for m in pod.container("dind").attrs["Mounts"] if m["Destination"] == "/var/lib/docker")
-        assert data_volume["Name"] == pod.volumes["docker-data"]
+        assert data_volume["Name"] == pod.volumes["agent-dind-datasizelimit"]
         assert agentpod.data_root_bytes(pod) > 1_000_000
         listed = docker_client.api.containers(all=True, size=True, filters={"id": pod.container("dind").id})
         size_rw = listed[0]["SizeRw"]

@@ -80,6 +80,9 @@ def test_docker_data_is_an_emptydir_with_size_limit():
     vol = volume(spec, mount["name"])
     assert vol["emptyDir"]["sizeLimit"] == "13Gi"
     assert "hostPath" not in vol
+    # the kubelet's eviction message names the volume ("Usage of EmptyDir volume ... exceeds the limit"),
+    # and the Kubernetes plugin prints it into the build's console: the name says which value to raise
+    assert mount["name"] == "agent-dind-datasizelimit"
 
 
 def test_dind_requests_ephemeral_storage_and_sets_no_pod_budget_by_default():

@@ -225,7 +225,7 @@ start=$(date +%s); until timeout 10 docker version >/dev/null 2>&1{{ if $images 
   resources:
     {{- toYaml $d.resources | nindent 4 }}
   volumeMounts:
-    - name: docker-data
+    - name: agent-dind-datasizelimit
       mountPath: /var/lib/docker
     - name: dind-config
       mountPath: /etc/docker-jda
@@ -551,7 +551,7 @@ volumes:
   - name: dind-start
     configMap:
       name: {{ include "jda.fullname" $root }}-agent
-  - name: docker-data
+  - name: agent-dind-datasizelimit
     emptyDir:
       sizeLimit: {{ $d.dataSizeLimit }}
   {{- end }}

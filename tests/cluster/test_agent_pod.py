@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -60,6 +61,15 @@ def plugin(cluster, standins, in_cluster_registry, tmp_path_factory):
     delete_namespace(cluster, RELEASE_NS)
 
 
+
+@pytest.fixture(autouse=True)
+def no_pod_left(plugin):
+    """Each test's agent pod is gone before the next starts, also when the test failed half-way: a
+    left-over pod holds the node's memory and the next one stays Pending."""
+    yield
+    _, kubectl = plugin
+    kubectl("delete", "pods", "--all", "--wait=true", "--timeout=180s", timeout=240)
+
 def start(kubectl, manifest, template: str | None) -> tuple[str, dict]:
     pod = manifest.agent_pod(template)
     name = f"{template or 'dind'}-{uuid.uuid4().hex[:5]}"
@@ -69,6 +79,14 @@ def start(kubectl, manifest, template: str | None) -> tuple[str, dict]:
     wait_for(f"agent pod {name} to run", lambda: kubectl("get", "pod", name, "-o", "jsonpath={.status.phase}")
              .stdout == "Running", timeout=300, every=2)
     return name, yaml.safe_load(created.stdout)
+
+
+def pod_cgroup(cluster, uid: str, marker: str) -> Path:
+    """The pod's cgroup in the hierarchy that has `marker` (the node's view: the shallowest pod<uid>)."""
+    found = [p for root in cgroup_dirs(Layout(cluster.name).cgroup_root) for p in root.rglob(f"pod{uid}")
+             if (p / marker).exists()]
+    assert found, f"the pod has a cgroup with {marker}"
+    return min(found, key=lambda p: len(p.parts))
 
 
 def build(kubectl, pod: str, container: str, marker: str) -> subprocess.CompletedProcess[str]:
@@ -129,9 +147,9 @@ def test_a_build_over_dinds_memory_limit_is_oom_killed_inside_the_pod_and_docker
     # the OOM happened at jda-builds' limit (dind's limit minus agent.dind.buildMemoryHeadroom), which the
     # real kubelet's cgroup tree shows on the node
     uid = created["metadata"]["uid"]
-    pod_memory = [p for root in cgroup_dirs(Layout(cluster.name).cgroup_root) for p in root.rglob(f"pod{uid}")
-                  if (p / "memory.limit_in_bytes").exists()]
-    [builds] = [b for p in pod_memory for b in p.rglob("jda-builds") if (b / "memory.limit_in_bytes").exists()]
+    pod_memory = pod_cgroup(cluster, uid, "memory.limit_in_bytes")
+    [builds] = [b for b in pod_memory.rglob("jda-builds") if (b / "memory.limit_in_bytes").exists()]
+    assert builds.parent.parent == pod_memory, f"jda-builds is a child of dind's cgroup: {builds}"
     headroom = next(e["value"] for e in dind["env"] if e["name"] == "JDA_BUILD_MEMORY_HEADROOM")
     assert int((builds / "memory.limit_in_bytes").read_text()) == int(limit[:-2]) * 2**30 - int(headroom)
     oom_control = dict(line.split() for line in (builds / "memory.oom_control").read_text().splitlines())
@@ -156,19 +174,19 @@ def test_a_fork_bomb_in_a_build_stops_short_of_the_pods_pids_limit_and_dockerd_s
     manifest, kubectl = plugin
     name, created = start(kubectl, manifest, None)
     uid = created["metadata"]["uid"]
-    layout = Layout(cluster.name)
-    pod_pids = [p for root in cgroup_dirs(layout.cgroup_root) for p in root.rglob(f"pod{uid}")
-                if (p / "pids.max").exists()]
-    assert pod_pids, "the pod has a pids cgroup"
-    cgroup = pod_pids[0]
+    cgroup = pod_cgroup(cluster, uid, "pids.max")
     assert (cgroup / "pids.max").read_text().strip() == str(POD_PIDS_LIMIT)
     [builds] = [b for b in cgroup.rglob("jda-builds") if (b / "pids.max").exists()]
+    assert builds.parent.parent == cgroup, f"jda-builds is a child of dind's cgroup: {builds}"
     builds_max = POD_PIDS_LIMIT - 64
     assert (builds / "pids.max").read_text().strip() == str(builds_max)
     hold_s = 25
+    # the bomb runs in a subshell, which dies at its first refused fork; its sleeps, reparented to the
+    # container's init (the outer shell, blocked in the builtin `wait` on a sleep started before the bomb,
+    # so it needs no fork), hold the pids for hold_s seconds
     bomb = kubectl("exec", name, "-c", "jnlp", "--", "docker", "run", "-d", "--name", "bomb", BASE_IMAGE, "sh", "-c",
-                   f"n=0; while [ $n -lt {POD_PIDS_LIMIT * 2} ]; do sleep {hold_s} 2>/dev/null & n=$((n+1)); done; "
-                   "wait")
+                   f"sleep {hold_s + 30} & (n=0; while [ $n -lt {POD_PIDS_LIMIT * 2} ]; do sleep {hold_s} 2>/dev/null "
+                   "& n=$((n+1)); done); wait")
     assert bomb.returncode == 0, bomb.stderr
 
     # read from the node, not through the pod; pids.peak is the kernel's high-water mark

@@ -33,7 +33,8 @@ LIMIT = 1024 * 1024 * 1024  # dind's memory limit as the downward API gives it (
 HEADROOM = 256 * 1024 * 1024
 BASE = ["dockerd", "--host=tcp://127.0.0.1:2375", "--tls=false"]
 # The tools dind-start.sh may use besides the fakes: a missing one fails the tests that reach it.
-TOOLS = ["sh", "sed", "head", "awk", "cat", "tr", "grep", "mkdir", "cp", "ls", "basename", "sleep"]
+TOOLS = ["sh", "sed", "head", "awk", "cat", "tr", "grep", "mkdir", "cp", "ls", "basename", "sleep", "mktemp",
+         "rmdir"]
 # moby's hack/dind at docker-v29.7.2 (the image's entrypoint runs it after dind-start.sh): its cgroup v2
 # step, with /sys/fs/cgroup replaced by the fake root.
 HACK_DIND_V2 = """
@@ -58,13 +59,17 @@ def box(tmp_path):
         found = shutil.which(tool)
         assert found, tool
         (tools / tool).symlink_to(found)
+    # `mount -t cgroup -o pids NAME DIR` (a second view of a v1 hierarchy) shows FAKE_CGROUP_TREE, or fails
     (bin_dir / "mount").write_text(
         '#!/bin/sh\nprintf "%s\\n" "$*" >> "$FAKE_MOUNT_LOG"\n'
-        'if [ "$1" = "--bind" ]; then printf "%s\\n" "$3" >> "$FAKE_MOUNTED"; fi\n')
+        'if [ "$1" = "--bind" ]; then printf "%s\\n" "$3" >> "$FAKE_MOUNTED"; fi\n'
+        'if [ "$1" = "-t" ]; then [ -d "${FAKE_CGROUP_TREE:-}" ] || exit 32; cp -R "$FAKE_CGROUP_TREE/." "$6"; fi\n')
+    (bin_dir / "umount").write_text(f'#!/bin/sh\nprintf "umount %s\\n" "$*" >> "$FAKE_MOUNT_LOG"\n'
+                                    f'{shutil.which("rm")} -rf "$1"/*\n')
     (bin_dir / "mountpoint").write_text(
         '#!/bin/sh\n[ "$1" = "-q" ] || exit 2\ngrep -qxF "$2" "$FAKE_MOUNTED" 2>/dev/null\n')
     (bin_dir / "entry").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
-    for f in ("mount", "mountpoint", "entry"):
+    for f in ("mount", "umount", "mountpoint", "entry"):
         (bin_dir / f).chmod(0o755)
     (tmp_path / "net" / "eth0").mkdir(parents=True)
     (tmp_path / "net" / "eth0" / "mtu").write_text("1450\n")
@@ -88,7 +93,8 @@ def fake_ip(box: Path, v4: str | None, v6: str | None = None) -> None:
 def script_env(box: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JDA_")}
     return {**env, "PATH": f"{box / 'bin'}:{box / 'tools'}", "FAKE_MOUNT_LOG": str(box / "mounts"),
-            "FAKE_MOUNTED": str(box / "mounted"), "JDA_CGROUP_ROOT": str(box / "cgroup"), **extra}
+            "FAKE_MOUNTED": str(box / "mounted"), "JDA_CGROUP_ROOT": str(box / "cgroup"),
+            "JDA_MOUNTINFO": str(box / "mountinfo"), "TMPDIR": str(box), **extra}
 
 
 def mounts(box: Path) -> list[str]:
@@ -97,7 +103,7 @@ def mounts(box: Path) -> list[str]:
 
 def run(box: Path, proc: str, v2: bool = False, mtu: str = "auto", net: bool = True,
         controllers: str = "cpuset cpu io memory pids", limit: int | None = LIMIT, headroom: int = HEADROOM,
-        procs: str = "1\n7\n"):
+        procs: str = "1\n7\n", extra: dict[str, str] | None = None):
     (box / "proc-cgroup").write_text(proc)
     root = box / "cgroup"
     if v2:
@@ -105,7 +111,7 @@ def run(box: Path, proc: str, v2: bool = False, mtu: str = "auto", net: bool = T
         (root / "cgroup.procs").write_text(procs)
     memory = {"JDA_MEMORY_LIMIT": str(limit), "JDA_BUILD_MEMORY_HEADROOM": str(headroom)} if limit else {}
     env = script_env(box, JDA_PROC_CGROUP=str(box / "proc-cgroup"), JDA_NET_ROOT=str(box / ("net" if net else "nonet")),
-                     JDA_MTU=mtu, **memory)
+                     JDA_MTU=mtu, **memory, **(extra or {}))
     proc_ = subprocess.run(["sh", str(SCRIPT), "entry", *BASE], env=env, capture_output=True, text=True, timeout=30)
     assert proc_.returncode == 0, proc_.stderr
     return proc_.stdout.split(), proc_.stderr, mounts(box)
@@ -214,6 +220,57 @@ def test_v1_leaves_dockerd_pids_below_the_pod_pids_limit(box):
     assert (box / "cgroup" / "pids" / OWN.lstrip("/") / "jda-builds" / "pids.max").read_text() == "236\n"
     assert "jda-builds pids.max 236" in log
 
+
+
+def runc_v1_mountinfo(box: Path) -> None:
+    """/proc/self/mountinfo as runc leaves it in a v1 container: each hierarchy a bind of its own cgroup."""
+    lines = [f"{40 + i} 30 0:{30 + i} {OWN} {box / 'cgroup' / name} rw,nosuid - cgroup cgroup rw,{name}"
+             for i, name in enumerate(("memory", "pids"))]
+    (box / "mountinfo").write_text("\n".join(lines) + "\n")
+
+
+def test_v1_under_runcs_bind_of_its_own_cgroup_nests_below_the_mount(box):
+    """The kubelet's containers see their own cgroup at /sys/fs/cgroup/memory (the mount's root is OWN):
+    jda-builds is /jda-builds there, a child of the container's cgroup, not OWN repeated below it."""
+    runc_v1_mountinfo(box)
+    argv, log, _ = run(box, V1, mtu="static")
+    assert argv == [*BASE, "--cgroup-parent=/jda-builds"]
+    assert int((box / "cgroup" / "memory" / "jda-builds" / "memory.limit_in_bytes").read_text()) == LIMIT - HEADROOM
+    assert not (box / "cgroup" / "memory" / "kubepods").exists()
+    assert "cgroup v1: dockerd's containers go to /jda-builds" in log
+
+
+
+def test_v1_with_the_nodes_hierarchy_mounted_over_runcs_bind_uses_the_full_path(box):
+    """The Docker tier's fallback binds the node's /sys/fs/cgroup over the runtime's mounts: the mount
+    listed last is the one visible, whose root is the node's."""
+    runc_v1_mountinfo(box)
+    with (box / "mountinfo").open("a") as f:
+        f.write(f"90 80 0:30 / {box / 'cgroup' / 'memory'} rw,nosuid - cgroup cgroup rw,memory\n")
+    argv, _, _ = run(box, V1, mtu="static")
+    assert argv == [*BASE, f"--cgroup-parent={OWN}/jda-builds"]
+
+def test_v1_under_runcs_bind_reads_the_pod_pids_limit_from_a_second_view_of_the_hierarchy(box):
+    runc_v1_mountinfo(box)
+    tree = box / "whole-pids-tree"
+    (tree / OWN.lstrip("/")).mkdir(parents=True)
+    (tree / OWN.lstrip("/")).parent.joinpath("pids.max").write_text("300\n")
+    (tree / OWN.lstrip("/") / "pids.max").write_text("max\n")
+    (box / "cgroup" / "pids").mkdir()
+    _, log, mounted = run(box, V1, mtu="static", extra={"FAKE_CGROUP_TREE": str(tree)})
+    assert (box / "cgroup" / "pids" / "jda-builds" / "pids.max").read_text() == "236\n"
+    assert "jda-builds pids.max 236 (the pids limit above this container, 300, minus 64)" in log
+    view = next(m.split()[-1] for m in mounted if m.startswith("-t cgroup -o pids"))
+    assert f"umount {view}" in mounted and not Path(view).exists(), "the second view is unmounted and removed"
+
+
+def test_v1_under_runcs_bind_without_a_second_view_sets_no_pids_limit_and_says_so(box):
+    runc_v1_mountinfo(box)
+    (box / "cgroup" / "pids").mkdir()
+    argv, log, _ = run(box, V1, mtu="static")
+    assert argv == [*BASE, "--cgroup-parent=/jda-builds"]
+    assert not (box / "cgroup" / "pids" / "jda-builds").exists()
+    assert "cgroup v1: no pids limit found above this container; jda-builds gets none of its own" in log
 
 def test_v2_without_the_memory_controller_gives_no_limit_and_says_so(box):
     argv, log, _ = run(box, V2, v2=True, mtu="static", controllers="cpu pids")

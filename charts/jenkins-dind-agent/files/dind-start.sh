@@ -10,8 +10,10 @@
 # compose services) goes into one child cgroup of this container's, jda-builds, whose memory limit is
 # dind's own limit (JDA_MEMORY_LIMIT, bytes, from the downward API) minus JDA_BUILD_MEMORY_HEADROOM
 # (bytes, agent.dind.buildMemoryHeadroom), the room kept for dockerd, containerd and the shims.
-#   v1: dockerd gets --cgroup-parent=<this container's cgroup>/jda-builds; its memory.limit_in_bytes is
-#       set in the memory hierarchy.
+#   v1: dockerd gets --cgroup-parent=<this container's cgroup, as seen at /sys/fs/cgroup/memory>/jda-builds;
+#       its memory.limit_in_bytes is set in the memory hierarchy. runc mounts each v1 hierarchy as a bind
+#       of the container's own cgroup (mountinfo's root field says which), so there that path is
+#       /jda-builds; where the node's whole hierarchy is visible it is the full path from /proc/self/cgroup.
 #   v2: without a cgroup namespace (this container's cgroup is not "/"), that cgroup is first
 #       bind-mounted over /sys/fs/cgroup (in the container's own mount namespace), so that everything
 #       below, and the image's hack/dind, acts on it and not on the node's root. Then, as hack/dind does
@@ -42,10 +44,11 @@
 # (an emptyDir) does not: after a restart they are made again; a mount point already mounted is left
 # alone. Without a baked data root, the chart's postStart hook loads the baked archives.
 #
-# JDA_PROC_CGROUP, JDA_CGROUP_ROOT, JDA_NET_ROOT, JDA_PREWARM_ROOT and JDA_DOCKER_ROOT exist for the
+# JDA_PROC_CGROUP, JDA_MOUNTINFO, JDA_CGROUP_ROOT, JDA_NET_ROOT, JDA_PREWARM_ROOT and JDA_DOCKER_ROOT exist for the
 # tests only.
 set -eu
 proc_cgroup=${JDA_PROC_CGROUP:-/proc/self/cgroup}
+mountinfo=${JDA_MOUNTINFO:-/proc/self/mountinfo}
 cgroup_root=${JDA_CGROUP_ROOT:-/sys/fs/cgroup}
 net_root=${JDA_NET_ROOT:-/sys/class/net}
 prewarm_root=${JDA_PREWARM_ROOT:-/var/lib/jda-prewarm/data-root}
@@ -113,6 +116,30 @@ limit_build_pids() {
   fi
 }
 
+# v1: the path of cgroup $2 (from /proc/self/cgroup) below the mount of controller $1. The mount's root
+# (mountinfo's 4th field) is "/" where the node's whole hierarchy is visible, and this container's own
+# cgroup where the runtime bound only that one (runc does, for every v1 controller). Of mounts stacked on
+# one mount point the last one listed is the one visible.
+v1_below_mount() {
+  root=$(awk -v at="$cgroup_root/$1" '$5 == at { root = $4 } END { print root }' "$mountinfo" 2>/dev/null || :)
+  case "$root" in
+    "" | /) echo "$2" ;;
+    "$2") echo / ;;
+    *) case "$2" in "$root"/*) echo "${2#"$root"}" ;; *) echo "$2" ;; esac ;;
+  esac
+}
+
+# v1, bound to this container's cgroup: the pod's pids limit sits on an ancestor that the bind hides. A
+# second mount of the pids hierarchy (this container's mount namespace; privileged) shows the whole tree.
+v1_hidden_pids_limit() {
+  view=$(mktemp -d 2>/dev/null) || return 0
+  if mount -t cgroup -o pids jda-pids "$view" 2>/dev/null; then
+    pids_limit "$view${1%/}" "$view"
+    umount "$view" 2>/dev/null || :
+  fi
+  rmdir "$view" 2>/dev/null || :
+}
+
 parent=""
 if [ -f "$cgroup_root/cgroup.controllers" ]; then
   own=$(sed -n 's/^0::\(.*\)$/\1/p' "$proc_cgroup" | head -n 1)
@@ -156,7 +183,8 @@ else
   if [ -z "$own" ]; then
     log "cgroup v1 without a memory controller entry in $proc_cgroup; dockerd keeps its default cgroup parent"
   else
-    parent="${own%/}/jda-builds"
+    here=$(v1_below_mount memory "$own")
+    parent="${here%/}/jda-builds"
     memory="$cgroup_root/memory$parent"
     if [ -z "$builds_limit" ]; then
       :
@@ -167,9 +195,17 @@ else
     fi
     own_pids=$(awk -F: '$2 ~ /(^|,)pids(,|$)/ { print $3; exit }' "$proc_cgroup")
     if [ -n "$own_pids" ] && [ -d "$cgroup_root/pids" ]; then
-      pids_max=$(pids_limit "$cgroup_root/pids${own_pids%/}" "$cgroup_root/pids")
-      if [ -n "$pids_max" ] && mkdir -p "$cgroup_root/pids$parent" 2>/dev/null; then
-        limit_build_pids "$cgroup_root/pids$parent" "$pids_max"
+      pids_here=$(v1_below_mount pids "$own_pids")
+      if [ "$pids_here" = "$own_pids" ]; then
+        pids_max=$(pids_limit "$cgroup_root/pids${own_pids%/}" "$cgroup_root/pids")
+      else
+        pids_max=$(v1_hidden_pids_limit "$own_pids")
+      fi
+      builds_pids="$cgroup_root/pids${pids_here%/}/jda-builds"
+      if [ -z "$pids_max" ]; then
+        log "cgroup v1: no pids limit found above this container; jda-builds gets none of its own"
+      elif mkdir -p "$builds_pids" 2>/dev/null; then
+        limit_build_pids "$builds_pids" "$pids_max"
       fi
     fi
     log "cgroup v1: dockerd's containers go to $parent, inside this container's limits"

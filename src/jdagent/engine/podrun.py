@@ -17,7 +17,8 @@
 - `privileged: true` as privileged. On machines whose capability bounding set lacks CAP_SYS_RESOURCE,
   runc refuses privileged containers ("unable to apply caps: operation not permitted"); on exactly
   that error the runner retries with every capability but SYS_RESOURCE, unconfined seccomp, AppArmor
-  and system paths and a writable /sys/fs/cgroup, and says so.
+  and system paths, a writable /sys/fs/cgroup and the device rule privileged gets (`a *:* rwm`, so that
+  a privileged container nested in it, BuildKit's, can be made), and says so.
 
 Everything it creates carries the label jda.run=<id> and is removed by `close()` (also on errors and
 Ctrl-C when used as a context manager).
@@ -57,6 +58,7 @@ FALLBACK_SECURITY = {
     "cap_add": ["ALL"],
     "cap_drop": ["SYS_RESOURCE"],
     "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],  # + no masked/read-only system paths
+    "device_cgroup_rules": ["a *:* rwm"],  # every device, as privileged: a privileged container nested in it
 }
 _QTY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _UNITS = {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4,
@@ -337,6 +339,7 @@ class PodRunner:
             mounts=[*kwargs["mounts"], *kwargs.get("mounts_extra", [])],
             read_only=kwargs.get("read_only"), security_opt=kwargs.get("security_opt"),
             cap_add=kwargs.get("cap_add"), cap_drop=kwargs.get("cap_drop"), mem_limit=kwargs.get("mem_limit"),
+            device_cgroup_rules=kwargs.get("device_cgroup_rules"),
             privileged=kwargs.get("privileged", False), group_add=kwargs.get("group_add"),
             nano_cpus=kwargs.get("nano_cpus"),
         )

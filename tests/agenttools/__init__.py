@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jdagent.engine.buildcache import FROM_BUILD, LAST, SLOW_FINAL, SLOW_STAGE, STEPS, CacheBuild
 from jdagent.engine.toolimages import VENV_PYTHON
 
 Sh = Callable[[str, float], tuple[int, str]]
@@ -279,3 +280,19 @@ def check_compose(result: ComposeRun) -> list[str]:
     return [f"compose up --wait: web and client healthy in {result.up_s:.1f} s; client read {result.answer!r} from "
             f"http://web:8080/ on {COMPOSE_NETWORK} ({', '.join(result.network_members)})",
             "compose down -v: no container, network or volume left in the pod's dockerd"]
+
+
+
+# --- BuildKit with a registry cache (the flow: jdagent.engine.buildcache) --------------------------------
+
+def check_cache_builds(runs: dict[str, CacheBuild]) -> str:
+    """Three builds in three fresh pods sharing one mode=max registry cache: `cold` runs every step, `unchanged`
+    none (each printed CACHED), `changed last file` the two steps from the app's file on, while the build
+    stage's step comes from the cache; returns the report line."""
+    cold, unchanged, changed = runs["cold"], runs["unchanged"], runs["changed last file"]
+    assert all(cold.ran.values()), cold.output[-3000:]
+    assert not any(unchanged.ran.values()) and all(unchanged.marked_cached.values()), unchanged.output[-3000:]
+    # the build stage's layer is in the cache only because mode=max exports it (it is not in the image)
+    assert changed.ran == {SLOW_STAGE: False, SLOW_FINAL: False, LAST: True, FROM_BUILD: True}, changed.output[-3000:]
+    return "; ".join(f"{label}: {r.seconds:.1f} s, ran {sum(r.ran.values())} of {len(STEPS)} steps"
+                     for label, r in runs.items())

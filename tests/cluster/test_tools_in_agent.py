@@ -13,6 +13,11 @@ whenever it connects before the reaper listens; a second test measures both mode
 Compose: compose v5.5.0 from the pinned-daemon stand-in (dind29), copied into jnlp by docker-setup:
 `docker compose up --wait` of two services with healthchecks on a named network, `down -v`, nothing left.
 Without the dind29 build the compose test skips naming it (JDA_REQUIRE_DIND29=1 makes that a failure).
+
+BuildKit with a registry cache: a docker-container builder (BuildKit v0.32.2 built from its module, pulled by
+the pod's dockerd from the in-cluster registry) created from jnlp with the README's options, exporting a
+mode=max cache to the in-cluster registry; three fresh pods in turn (cold, unchanged, last file changed) show
+BuildKit's CACHED lines; BuildKit's container sits in jda-builds in the kubelet's cgroup tree.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from jdagent import tools
 from jdagent.chart.render import render
 from jdagent.cluster.portforward import port_forward
 from jdagent.engine import agentpod, dockerd, images, registry, toolimages
+from jdagent.engine.buildcache import buildkit_registry_cache_build
 from jdagent.paths import CHART_DIR
 from tests.agenttools import (
     CONNECTION_MODE,
+    check_cache_builds,
     check_compose,
     check_registrations,
     check_testcontainers,
@@ -67,15 +74,17 @@ def tool_images(cluster, standins, in_cluster_registry, node_images) -> dict[str
     client = docker.from_env(version="auto", timeout=600)
     jnlp = toolimages.ensure_jnlp_tools(client, standins["jnlp"])
     ryuk = toolimages.ensure_ryuk(client)
-    repository, _, tag = ryuk.partition(":")
+    buildkit = toolimages.ensure_buildkit(client)
     with port_forward(cluster, "registry", "svc/registry", 5000) as port:
-        registry.push_to_loopback(client, ryuk, port, repository, tag)
+        for image in (ryuk, buildkit):
+            repository, _, tag = image.partition(":")
+            registry.push_to_loopback(client, image, port, repository, tag)
     try:
         dind29: str | None = images.ensure_dind29(client)
     except images.Dind29Missing:
         dind29 = None
     node_images(jnlp, *([dind29] if dind29 and dind29 != standins["dind"] else []))
-    return {"jnlp": jnlp, "ryuk": f"{REGISTRY}/{ryuk}", "dind29": dind29}
+    return {"jnlp": jnlp, "ryuk": f"{REGISTRY}/{ryuk}", "buildkit": f"{REGISTRY}/{buildkit}", "dind29": dind29}
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +177,22 @@ def test_compose_up_wait_and_down_leave_nothing_behind(plugin, tool_images):
     result = compose_up_and_down(sh, put, BASE_IMAGE)
     print(f"\n{name}: " + "\n".join(check_compose(result)))
     kubectl("delete", "pod", name, "--wait=false")
+
+
+def test_a_docker_container_builder_reuses_a_registry_cache_across_fresh_agents(plugin, tool_images):
+    """The README's cgroup-parent, /jda-builds, is where dind-start.sh puts dockerd's containers on a kubelet
+    node: BuildKit's container lands in jda-builds below dind's cgroup, inside the builds' share."""
+    manifest, kubectl = plugin
+    cache_ref = f"{REGISTRY}/cache-demo-{uuid.uuid4().hex[:6]}:buildcache"
+    runs = {}
+    for label, last in (("cold", "one"), ("unchanged", "one"), ("changed last file", "two")):
+        name = start(kubectl, manifest)
+        sh, put = jnlp_callables(kubectl, name)
+        runs[label] = buildkit_registry_cache_build(sh, put, builder_image=str(tool_images["buildkit"]),
+                                                    registry=REGISTRY, base=BASE_IMAGE, cache_ref=cache_ref,
+                                                    cgroup_parent="/jda-builds", last=last)
+        kubectl("delete", "pod", name, "--wait=true", "--timeout=120s", timeout=180)
+        assert runs[label].builder_cgroup_parent == "/jda-builds"
+        # the kernel's path (no cgroup namespace): <the pod's cgroup>/<dind's container>/jda-builds/<BuildKit's>
+        assert "/jda-builds/" in runs[label].builder_cgroup and "/pod" in runs[label].builder_cgroup, runs[label]
+    print("\n" + check_cache_builds(runs))

@@ -1,16 +1,34 @@
-"""The example pipeline's build and push steps (files/Jenkinsfile, run verbatim in the jnlp container)
-reuse work across ephemeral agents: a fresh agent pod rebuilding an unchanged app takes its layers from
-the inline cache of the image the previous agent pushed, instead of running the slow step again."""
+"""Build caches that outlive the ephemeral agent pod.
+
+- Inline: the example pipeline's build and push steps (files/Jenkinsfile, run verbatim in the jnlp
+  container): a fresh agent pod rebuilding an unchanged app takes its layers from the inline cache of the
+  image the previous agent pushed, instead of running the slow step again.
+- Registry, mode=max: a docker-container builder (BuildKit v0.32.2 built here from its module, the version
+  the pinned dockerd vendors) created from jnlp as the chart README shows, exporting its cache to a registry
+  and importing it in a fresh pod: every step of an unchanged tree, the builder stage's included (only
+  mode=max exports it), is CACHED; with a changed last file only the last step runs. BuildKit's container
+  runs in dockerd's cgroup parent (jda-builds), inside dind's limits."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 
-from jdagent.engine import agentpod, registry
+from jdagent import gobuild
+from jdagent.engine import agentpod, registry, toolimages
+from jdagent.engine.buildcache import (
+    FROM_BUILD,
+    LAST,
+    SLOW_FINAL,
+    SLOW_STAGE,
+    CacheBuild,
+    buildkit_registry_cache_build,
+)
 from jdagent.engine.podrun import PodRunner
 from jdagent.paths import CHART_DIR
+from tests.agenttools import check_cache_builds
 
 pytestmark = pytest.mark.docker
 JENKINSFILE = (CHART_DIR / "files" / "Jenkinsfile").read_text()
@@ -78,3 +96,65 @@ def test_without_push_the_build_names_no_cache():
     produce lookups and warnings, so the step adds --cache-from only with PUSH."""
     build = step("docker build")
     assert build.startswith('if [ "$PUSH" = true ]; then set -- --cache-from')
+
+
+@pytest.fixture(scope="module")
+def buildkit_image(docker_client) -> str:
+    try:
+        return toolimages.ensure_buildkit(docker_client)
+    except gobuild.GoBuildError as exc:
+        if os.environ.get("JDA_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"JDA_REQUIRE_DOCKER=1 but BuildKit cannot be built: {exc}")
+        pytest.skip(f"BuildKit cannot be built from its Go module here: {exc}")
+
+
+def dockerd_cgroup_parent(pod: PodRunner) -> str:
+    """The cgroup parent dind-start.sh gave dockerd, from its log."""
+    [parent] = re.findall(r"dockerd's containers go to (\S+), inside", pod.logs("dind"))
+    return parent
+
+
+def test_a_docker_container_builder_reuses_a_registry_cache_across_fresh_agents(docker_client, standins,
+                                                                                 cache_registry, buildkit_image):
+    runs = cache_builds(docker_client, standins, cache_registry, buildkit_image, "max",
+                        (("cold", "one"), ("unchanged", "one"), ("changed last file", "two")))
+    print("\n" + check_cache_builds(runs))
+
+
+def test_with_mode_min_the_builder_stage_runs_again(docker_client, standins, cache_registry, buildkit_image):
+    """The control: mode=min exports only the layers of the image, so once the app's file changed, a fresh pod
+    runs the build stage's step again (COPY --from=build needs its layer); the runtime stage's slow step before
+    the change still comes from the cache."""
+    runs = cache_builds(docker_client, standins, cache_registry, buildkit_image, "min",
+                        (("cold", "one"), ("changed last file", "two")))
+    changed = runs["changed last file"]
+    print(f"\nmode=min: cold {runs['cold'].seconds:.1f} s; changed last file {changed.seconds:.1f} s, ran "
+          f"{[i.split(' &&')[0] for i, ran in changed.ran.items() if ran]}")
+    assert all(runs["cold"].ran.values())
+    assert changed.ran == {SLOW_STAGE: True, SLOW_FINAL: False, LAST: True, FROM_BUILD: True}, changed.output[-3000:]
+
+
+def cache_builds(docker_client, standins, reg, buildkit_image: str, mode: str,
+                 builds: tuple[tuple[str, str], ...]) -> dict[str, CacheBuild]:
+    base = registry.seed(docker_client, reg, standins["busybox"], "busybox", "stand-in")
+    cache_ref = f"{reg.address}/cache-demo:{mode}"
+    runs = {}
+    for label, last in builds:
+        with agent(docker_client, standins, reg) as pod:  # a new pod each time: empty /var/lib/docker
+            agentpod.load_image(pod, docker_client, buildkit_image)
+
+            def sh(script: str, timeout: float, pod=pod) -> tuple[int, str]:
+                result = pod.exec("jnlp", ["sh", "-c", script], quiet=True)
+                return result.exit_code, result.output
+
+            def put(path: str, data: bytes, pod=pod) -> None:
+                folder, _, name = path.rpartition("/")
+                pod.copy_in("jnlp", folder, {name: data})
+
+            parent = dockerd_cgroup_parent(pod)
+            runs[label] = buildkit_registry_cache_build(sh, put, builder_image=buildkit_image, registry=reg.address,
+                                                        base=base, cache_ref=cache_ref, cgroup_parent=parent,
+                                                        last=last, mode=mode)
+            assert runs[label].builder_cgroup_parent == parent
+            assert f"{parent}/" in runs[label].builder_cgroup, (parent, runs[label].builder_cgroup)
+    return runs

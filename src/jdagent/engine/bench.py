@@ -6,6 +6,9 @@
 - pod start to first build done, per driver: cold (the base image pulled from a local registry) vs
   prewarmed (scripts/build-prewarmed-dind, the method the chart picks for the driver) vs archives;
 - an unchanged app with a slow step rebuilt in a brand-new agent from the registry's inline cache;
+- the same with a docker-container builder (BuildKit built from its module) and a registry cache, in a new
+  pod each time: an unchanged tree and a changed app file, with mode=max and mode=min
+  (jdagent.engine.buildcache: the builds, and which steps BuildKit ran);
 - two agents pulling the same image through the chart's pull-through mirror: what the upstream serves.
 
 Times are medians of --runs; each ratio is the median of ratios paired within one run. Everything the
@@ -41,7 +44,7 @@ from docker.errors import APIError, ImageNotFound
 from jdagent.chart.docblocks import write_block
 from jdagent.chart.manifest import Obj, container
 from jdagent.chart.render import deep_merge
-from jdagent.engine import agentpod, images, prewarm, registry
+from jdagent.engine import agentpod, buildcache, images, prewarm, registry, toolimages
 from jdagent.engine.podrun import PodRunner
 from jdagent.paths import ARTIFACTS_DIR, CHART_DIR
 
@@ -245,6 +248,43 @@ class Bench:
         log(f"rebuild in a new agent: cold {self.results['rebuild_with_registry_cache']['cold_s']:.2f} s, "
             f"cached {self.results['rebuild_with_registry_cache']['cached_s']:.2f} s")
 
+    def rebuild_with_buildkit_cache(self) -> None:
+        """Each build in a fresh pod with a fresh docker-container builder; the cache in a registry."""
+        buildkit = toolimages.ensure_buildkit(self.client)
+        runs: list[dict[str, float]] = []
+        with self.registry("buildkit-cache") as reg:
+            base = registry.seed(self.client, reg, self.standins["busybox"], "busybox", "stand-in")
+            for i in range(self.runs):
+                sample: dict[str, float] = {}
+                for mode, builds in (("max", (("cold", "one"), ("unchanged", "one"), ("changed", "two"))),
+                                     ("min", (("cold", "one"), ("changed", "two")))):
+                    for label, last in builds:
+                        with self.pod() as pod:
+                            agentpod.load_image(pod, self.client, buildkit)
+                            parent = pod.logs("dind").split("dockerd's containers go to ")[1].split(",")[0]
+
+                            def sh(script: str, timeout: float, pod: PodRunner = pod) -> tuple[int, str]:
+                                result = pod.exec("jnlp", ["sh", "-c", script], quiet=True)
+                                return result.exit_code, result.output
+
+                            def put(path: str, data: bytes, pod: PodRunner = pod) -> None:
+                                folder, _, name = path.rpartition("/")
+                                pod.copy_in("jnlp", folder, {name: data})
+
+                            built = buildcache.buildkit_registry_cache_build(
+                                sh, put, builder_image=buildkit, registry=reg.address, base=base,
+                                cache_ref=f"{reg.address}/bench-{mode}-{i}:cache", cgroup_parent=parent, last=last,
+                                mode=mode)
+                        sample[f"{mode}_{label}_s"] = built.seconds
+                        sample[f"{mode}_{label}_ran"] = float(sum(built.ran.values()))
+                runs.append(sample)
+        out: dict[str, Any] = {key: median([r[key] for r in runs]) for key in runs[0]}
+        out["samples"] = runs
+        self.results["rebuild_with_buildkit_cache"] = out
+        log(f"docker-container builder, registry cache in a new agent: mode=max cold {out['max_cold_s']:.2f} s, "
+            f"unchanged {out['max_unchanged_s']:.2f} s, changed app file {out['max_changed_s']:.2f} s; mode=min "
+            f"changed app file {out['min_changed_s']:.2f} s (cold {out['min_cold_s']:.2f} s)")
+
     # --- mirror ---------------------------------------------------------------------------------------
     def mirror(self) -> None:
         with self.registry("upstream") as upstream:
@@ -302,6 +342,7 @@ def table(r: dict[str, Any]) -> str:
     s, host = r["startup"], r["build_host_s"]["median"]
     vfs, ovl = r["build_dind_vfs_s"]["median"], r["build_dind_overlay2_s"]["median"]
     e2e, cache, mirror = r["first_build_end_to_end"], r["rebuild_with_registry_cache"], r["mirror"]
+    bk = r["rebuild_with_buildkit_cache"]
     rows = [
         ("agent start: pod start to jnlp able to build (before the cuts, after)",
          f"{s['before']['pod_start_s']:.2f} s, {s['after']['pod_start_s']:.2f} s", "", ""),
@@ -332,6 +373,11 @@ def table(r: dict[str, Any]) -> str:
         ("unchanged app (10 s step) rebuilt in a new agent from the pushed image's inline cache",
          f"{cache['cached_s']:.2f} s vs {cache['cold_s']:.2f} s cold ({cache['ratio']:.2f}x)", "<= 0.3x",
          ratio_check(cache["ratio"], 0.3)),
+        ("docker-container builder, registry cache (mode=max) in a new agent: unchanged tree",
+         f"{bk['max_unchanged_s']:.2f} s vs {bk['max_cold_s']:.2f} s cold", "", ""),
+        ("  app file changed (its two steps run; the build stage's layer from the cache)",
+         f"{bk['max_changed_s']:.2f} s", "", ""),
+        ("  the same with mode=min (the build stage runs again)", f"{bk['min_changed_s']:.2f} s", "", ""),
         ("two agents pulling one image through the mirror: upstream manifest pulls (blob fetches)",
          f"{mirror['upstream_pulls_for_two_agents']} ({mirror['upstream_blob_fetches']} for "
          f"{mirror['distinct_blobs']} blobs)", "1", "met" if once else "MISSED"),
@@ -363,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(client, args.runs)
     steps: dict[str, Callable[[], None]] = {
         "startup": bench.startup, "builds": bench.builds, "first": bench.first_build_end_to_end,
-        "cache": bench.rebuild_with_registry_cache, "mirror": bench.mirror}
+        "cache": bench.rebuild_with_registry_cache, "buildkit-cache": bench.rebuild_with_buildkit_cache,
+        "mirror": bench.mirror}
     try:
         for name, step in steps.items():
             if not args.only or name in args.only:

@@ -40,7 +40,7 @@ from pathlib import Path
 import docker
 
 from jdagent import gobuild
-from jdagent.engine import images
+from jdagent.engine import dockerd, images
 from jdagent.gobuild import GoProgram
 from jdagent.paths import TOOLS_DIR
 
@@ -55,6 +55,25 @@ RYUK = GoProgram(
     ldflags=("-w", "-s"),  # upstream linux/Dockerfile: CGO_ENABLED=0 go build -ldflags="-w -s" -trimpath
 )
 RYUK_REPO = "jda-ryuk"
+
+# BuildKit for a docker-container builder (buildx's default image is the moving moby/buildkit:buildx-stable-1):
+# v0.32.2, the BuildKit moby vendors at docker-v29.7.2 (dockerd-pin.yaml), built as upstream's Dockerfile
+# builds buildkitd (CGO off, tags osusergo netgo static_build seccomp, -X version.*), with the dependency
+# versions its go.mod pins; runc v1.4.3 (its Dockerfile's RUNC_VERSION) is the pinned daemon's runc build,
+# installed as buildkit-runc, the executor's first candidate.
+BUILDKIT_MODULE = "github.com/moby/buildkit"
+BUILDKIT_VERSION = "v0.32.2"
+BUILDKIT = GoProgram(
+    name="buildkit", module=BUILDKIT_MODULE, version=BUILDKIT_VERSION,
+    packages={"buildkitd": f"{BUILDKIT_MODULE}/cmd/buildkitd", "buildctl": f"{BUILDKIT_MODULE}/cmd/buildctl"},
+    source="moby/moby docker-v29.7.2 vendor.mod github.com/moby/buildkit v0.32.2; moby/buildkit v0.32.2 Dockerfile "
+           "(buildkitd stage: tags, ldflags; RUNC_VERSION v1.4.3)",
+    tags=("osusergo", "netgo", "static_build", "seccomp"),
+    ldflags=("-s", "-w", f"-X {BUILDKIT_MODULE}/version.Version={BUILDKIT_VERSION}",
+             f"-X {BUILDKIT_MODULE}/version.Package={BUILDKIT_MODULE}"),
+    requires_file="go.mod",
+)
+BUILDKIT_REPO = "jda-buildkit"
 
 TESTCONTAINERS = "4.15.0"
 PYTHON_VERSION = "3.13"  # Debian trixie's python3, what the jnlp stand-in installs
@@ -159,6 +178,42 @@ def ensure_ryuk(cli: docker.DockerClient) -> str:
     return tag
 
 
+
+def buildkit_built() -> Path | None:
+    try:
+        folder = gobuild.output_dir(BUILDKIT)
+    except gobuild.GoBuildError:
+        return None
+    return folder if (folder / gobuild.STAMP).is_file() else None
+
+
+def ensure_buildkit(cli: docker.DockerClient) -> str:
+    """Tag of the local BuildKit image (buildkitd, buildctl, buildkit-runc on the Debian base), its Go build
+    (cached in .tools/go/) and the pinned daemon's runc build made if missing."""
+    folder = buildkit_built() or gobuild.build(BUILDKIT)
+    runc = next(p for p in dockerd.PROGRAMS if p.name == "dind29-runc")
+    runc_folder = gobuild.output_dir(runc)
+    if not (runc_folder / gobuild.STAMP).is_file():
+        runc_folder = gobuild.build(runc)
+    base = images.ensure_base(cli)
+    context = images._context("buildkit")
+    tag = (f"{BUILDKIT_REPO}:{BUILDKIT_VERSION.lstrip('v')}-"
+           f"{_context_key(context, folder.name, runc_folder.name, cli.images.get(base).id)}")
+    if images._exists(cli, tag):
+        return tag
+    log(f"BuildKit {BUILDKIT_VERSION} built in {gobuild.built_seconds(folder)} s ({folder}); making {tag}")
+    with tempfile.TemporaryDirectory(prefix="jda-buildkit-") as tmp:
+        root = Path(tmp)
+        shutil.copy2(context / "Dockerfile", root / "Dockerfile")
+        for name in ("buildkitd", "buildctl"):
+            images._link_or_copy(folder / name, root / name)
+        images._link_or_copy(runc_folder / "runc", root / "buildkit-runc")
+        shutil.copy2(folder / "LICENSES.txt", root / "LICENSES-buildkit.txt")
+        shutil.copy2(runc_folder / "LICENSES.txt", root / "LICENSES-runc.txt")
+        images._build(cli, root, tag, {"BASE_IMAGE": base})
+    return tag
+
+
 def ensure_jnlp_tools(cli: docker.DockerClient, jnlp: str | None = None) -> str:
     """Tag of the jnlp stand-in (or `jnlp`) with python3 and testcontainers-python, built if missing."""
     base = jnlp or images.ensure(cli, "jnlp")
@@ -185,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     print(f"ryuk={ensure_ryuk(cli)}")
     print(f"jnlp-tools={ensure_jnlp_tools(cli)}")
+    print(f"buildkit={ensure_buildkit(cli)}")
     log(f"done in {time.monotonic() - started:.0f} s")
     return 0
 

@@ -25,8 +25,13 @@ DISK_SIZE = "12G"          # sparse raw ext4: the rootfs (~1 GB) plus room for l
 HOSTNAME = "jda-vm"
 GUEST_ADDRESS = "10.0.2.15"  # qemu user networking's guest address (inside the qemu process only)
 
-# Software emulation only: these machines are VMs whose KVM runs only kernels built for it.
-ACCEL = "tcg,thread=multi"
+# Software emulation only: these machines are VMs whose KVM runs only kernels built for it. One host thread
+# for both vCPUs: with multi-threaded TCG the guest kernel's live code patching (text_poke_bp: an int3 over
+# the instruction, then the new bytes) raced a vCPU still running the old translation; a CI boot died at
+# 3.4 s with "Oops: int3" in sched_clock_cpu right after "sched_clock: Marking stable" (a static key being
+# switched), then "Kernel panic - not syncing". Single-threaded TCG runs the vCPUs in turn, so a patch is
+# never half seen.
+ACCEL = "tcg,thread=single"
 CPU = "max"
 CPUS = 2
 MEMORY_MB = 3072

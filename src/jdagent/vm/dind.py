@@ -25,7 +25,7 @@ How the pod is laid out (what a kubelet does, as far as the dind container is co
   answering inside the container, bounded by the probe's period x failureThreshold; a postStart hook
   runs before that, as with the kubelet. A dind container that exits before that is started again (at
   most START_RESTARTS times, said and counted), as the kubelet restarts a native sidecar: on a loaded
-  machine under emulation, dockerd 26 sometimes gives up waiting for its own containerd (a fixed 15 s).
+  machine under emulation, dockerd sometimes gives up waiting for its own containerd (a fixed 15 s).
 
 The "jnlp-like" client is `docker exec <dind> docker ...`: the docker CLI against dockerd's loopback
 listener (DOCKER_HOST from the container's env), as jnlp uses it from the same network namespace.
@@ -59,7 +59,10 @@ from jdagent.vm.progress import VmError, say
 
 PODS = "/var/lib/jda-pods"
 LABEL = "jda.vm.pod"
-START_RESTARTS = 2  # restarts of a dind container that exits before its startupProbe passes (see wait_ready)
+# restarts of a dind container that exits before its startupProbe passes (see wait_ready); the kubelet has
+# no bound, this keeps the tier bounded. Single-threaded TCG on a loaded two-core machine: a CI run needed
+# 2 restarts for one of three dinds started together (dockerd gave up waiting for its containerd).
+START_RESTARTS = 5
 
 
 def resource_field(c: Obj, ref: Obj, node_memory: int, node_cpus: int) -> int:

@@ -362,7 +362,7 @@ class PodRunner:
         try:
             container.start()
         except APIError as exc:
-            container.remove(force=True)
+            container.remove(force=True, v=True)  # with the anonymous volumes of its image
             if not (CAPS_ERROR in str(exc) and kwargs.get("privileged")):
                 raise PodRunError(f"container {spec['name']} failed to start: {exc}") from exc
             self.privileged_fallback = True

@@ -130,7 +130,7 @@ def test_port_2375_is_unreachable_from_another_network_namespace(docker_client, 
                 assert member is not None
                 out = member.read().decode()
         finally:
-            prober.remove(force=True)
+            prober.remove(force=True, v=True)  # and the dind image's anonymous volume
         assert f"{auth_registry.address} open" in out, "control: the other namespace reaches containers"
         assert f"{pod_ip}:2375 closed" in out
 

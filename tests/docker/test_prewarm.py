@@ -104,7 +104,7 @@ def image_file(docker_client, image: str, path: str) -> bytes:
             assert member is not None
             return member.read()
     finally:
-        holder.remove(force=True)
+        holder.remove(force=True, v=True)
 
 
 def test_whiteouts_keep_archives_for_overlay2_only(docker_client, standins, prewarmed_whiteouts, whiteout_image):

@@ -139,7 +139,7 @@ class Bench:
             with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as tar:
                 tar.extractall(plugins, filter="data")
         finally:
-            holder.remove(force=True)
+            holder.remove(force=True, v=True)
         return folder
 
     def host_build(self, context: Path, config: Path) -> float:

@@ -25,6 +25,7 @@ from jdagent.engine.buildcache import (
     SLOW_STAGE,
     CacheBuild,
     buildkit_registry_cache_build,
+    dockerd_cgroup_parent,
 )
 from jdagent.engine.podrun import PodRunner
 from jdagent.paths import CHART_DIR
@@ -108,12 +109,6 @@ def buildkit_image(docker_client) -> str:
         pytest.skip(f"BuildKit cannot be built from its Go module here: {exc}")
 
 
-def dockerd_cgroup_parent(pod: PodRunner) -> str:
-    """The cgroup parent dind-start.sh gave dockerd, from its log."""
-    [parent] = re.findall(r"dockerd's containers go to (\S+), inside", pod.logs("dind"))
-    return parent
-
-
 def test_a_docker_container_builder_reuses_a_registry_cache_across_fresh_agents(docker_client, standins,
                                                                                  cache_registry, buildkit_image):
     runs = cache_builds(docker_client, standins, cache_registry, buildkit_image, "max",
@@ -142,16 +137,8 @@ def cache_builds(docker_client, standins, reg, buildkit_image: str, mode: str,
     for label, last in builds:
         with agent(docker_client, standins, reg) as pod:  # a new pod each time: empty /var/lib/docker
             agentpod.load_image(pod, docker_client, buildkit_image)
-
-            def sh(script: str, timeout: float, pod=pod) -> tuple[int, str]:
-                result = pod.exec("jnlp", ["sh", "-c", script], quiet=True)
-                return result.exit_code, result.output
-
-            def put(path: str, data: bytes, pod=pod) -> None:
-                folder, _, name = path.rpartition("/")
-                pod.copy_in("jnlp", folder, {name: data})
-
-            parent = dockerd_cgroup_parent(pod)
+            sh, put = agentpod.shell_callables(pod)
+            parent = dockerd_cgroup_parent(pod.logs("dind"))
             runs[label] = buildkit_registry_cache_build(sh, put, builder_image=buildkit_image, registry=reg.address,
                                                         base=base, cache_ref=cache_ref, cgroup_parent=parent,
                                                         last=last, mode=mode)

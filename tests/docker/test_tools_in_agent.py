@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import PurePosixPath
 
 import pytest
 
@@ -52,17 +51,6 @@ def tool_images(docker_client, standins) -> dict[str, str]:
         pytest.skip(f"Ryuk cannot be built from its Go module here: {exc}")
 
 
-def pod_callables(pod: PodRunner):
-    def sh(script: str, timeout: float) -> tuple[int, str]:
-        result = pod.exec("jnlp", ["sh", "-c", script], quiet=True)
-        return result.exit_code, result.output
-
-    def put(path: str, data: bytes) -> None:
-        target = PurePosixPath(path)
-        pod.copy_in("jnlp", str(target.parent), {target.name: data})
-
-    return sh, put
-
 
 def agent_pod(docker_client, standins, **agent) -> PodRunner:
     overrides = deep_merge(agentpod.standin_overrides(standins), {"agent": agent})
@@ -80,7 +68,7 @@ def testcontainers_pod(docker_client, standins, tool_images) -> Iterator[PodRunn
 
 def test_testcontainers_from_jnlp_runs_a_service_and_its_reaper_removes_it(testcontainers_pod, standins,
                                                                            tool_images):
-    sh, put = pod_callables(testcontainers_pod)
+    sh, put = agentpod.shell_callables(testcontainers_pod)
     result = run_testcontainers_session(sh, put, standins["busybox"], tool_images["ryuk"])
     lines = check_testcontainers(result, tool_images["ryuk"])
     assert result.facts["mode"] == CONNECTION_MODE, result.facts
@@ -93,7 +81,7 @@ def test_testcontainers_sessions_register_with_their_reaper_through_the_bridge_g
     """Six sessions with the README's TESTCONTAINERS_CONNECTION_MODE=gateway_ip all get the reaper's ACK. Six with
     docker_host (the library's choice on Kubernetes, where jnlp has no /.dockerenv; on a Docker engine it picks
     gateway_ip by itself) go to localhost, through dockerd's userland proxy: their tally is printed."""
-    sh, put = pod_callables(testcontainers_pod)
+    sh, put = agentpod.shell_callables(testcontainers_pod)
     args = (sh, put, standins["busybox"], tool_images["ryuk"])
     recommended = reaper_registrations(*args, CONNECTION_MODE, runs=6)
     other = reaper_registrations(*args, "docker_host", runs=6)
@@ -123,10 +111,10 @@ def compose_pod(docker_client, standins, compose_dind) -> Iterator[PodRunner]:
 
 
 def test_compose_up_wait_and_down_leave_nothing_behind(compose_pod, standins):
-    sh, _ = pod_callables(compose_pod)
+    sh, _ = agentpod.shell_callables(compose_pod)
     code, version = sh("docker compose version --short", 60)
     assert code == 0 and version.strip().lstrip("v") == dockerd.COMPOSE.lstrip("v"), version
     plugin = sh("ls /usr/local/lib/docker/cli-plugins", 60)[1].split()
     assert "docker-compose" in plugin and "docker-buildx" in plugin, plugin
-    result = compose_up_and_down(*pod_callables(compose_pod), standins["busybox"])
+    result = compose_up_and_down(*agentpod.shell_callables(compose_pod), standins["busybox"])
     print("\n" + "\n".join(check_compose(result)))

@@ -103,6 +103,20 @@ def load_image(runner: PodRunner, client: docker.DockerClient, image: str) -> fl
     return time.monotonic() - started
 
 
+def shell_callables(runner: PodRunner, container: str = "jnlp") -> tuple[
+        Callable[[str, float], tuple[int, str]], Callable[[str, bytes], None]]:
+    """(sh, put) on one container of the pod: `sh(script, timeout)` runs a shell script and returns its exit
+    code and output, `put(path, data)` writes a file (the shape tests/agenttools and buildcache take)."""
+    def sh(script: str, timeout: float) -> tuple[int, str]:
+        result = runner.exec(container, ["sh", "-c", script], quiet=True)
+        return result.exit_code, result.output
+
+    def put(path: str, data: bytes) -> None:
+        folder, _, name = path.rpartition("/")
+        runner.copy_in(container, folder or "/", {name: data})
+
+    return sh, put
+
 def context_tar(context: Path, dockerfile: Path | None = None) -> dict[str, bytes]:
     """Files of a build context (and a Dockerfile from elsewhere, if given) for copy_in."""
     files = {p.relative_to(context).as_posix(): p.read_bytes() for p in sorted(context.rglob("*")) if p.is_file()}

@@ -261,16 +261,8 @@ class Bench:
                     for label, last in builds:
                         with self.pod() as pod:
                             agentpod.load_image(pod, self.client, buildkit)
-                            parent = pod.logs("dind").split("dockerd's containers go to ")[1].split(",")[0]
-
-                            def sh(script: str, timeout: float, pod: PodRunner = pod) -> tuple[int, str]:
-                                result = pod.exec("jnlp", ["sh", "-c", script], quiet=True)
-                                return result.exit_code, result.output
-
-                            def put(path: str, data: bytes, pod: PodRunner = pod) -> None:
-                                folder, _, name = path.rpartition("/")
-                                pod.copy_in("jnlp", folder, {name: data})
-
+                            parent = buildcache.dockerd_cgroup_parent(pod.logs("dind"))
+                            sh, put = agentpod.shell_callables(pod)
                             built = buildcache.buildkit_registry_cache_build(
                                 sh, put, builder_image=buildkit, registry=reg.address, base=base,
                                 cache_ref=f"{reg.address}/bench-{mode}-{i}:cache", cgroup_parent=parent, last=last,

@@ -83,6 +83,14 @@ class CacheBuild:
     builder_cgroup: str               # /proc/1/cgroup of buildkitd, its memory (v1) or unified (v2) line
 
 
+def dockerd_cgroup_parent(dind_log: str) -> str:
+    """The cgroup parent dind-start.sh gave dockerd, from its log line."""
+    found = re.findall(r"dockerd's containers go to (\S+), inside", dind_log)
+    if len(found) != 1:
+        raise BuildCacheError(f"dind's log names {len(found)} cgroup parents:\n{dind_log[-3000:]}")
+    return found[0]
+
+
 def _run(sh: Sh, script: str, timeout: float = 120) -> str:
     code, out = sh(script, timeout)
     if code != 0:

@@ -152,18 +152,9 @@ def _context_key(context: Path, *parts: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def ryuk_built() -> Path | None:
-    """Ryuk's build folder in .tools/go/ when built for this pin (and this Go), else None."""
-    try:
-        folder = gobuild.output_dir(RYUK)
-    except gobuild.GoBuildError:
-        return None
-    return folder if (folder / gobuild.STAMP).is_file() else None
-
-
 def ensure_ryuk(cli: docker.DockerClient) -> str:
     """Tag of the local Ryuk image, its Go build (cached in .tools/go/) and the image made if missing."""
-    folder = ryuk_built() or gobuild.build(RYUK)
+    folder = gobuild.build(RYUK)  # the cached build when this pin's is there
     context = images._context("ryuk")
     tag = f"{RYUK_REPO}:{RYUK_TAG}-{_context_key(context, folder.name)}"
     if images._exists(cli, tag):
@@ -178,23 +169,12 @@ def ensure_ryuk(cli: docker.DockerClient) -> str:
     return tag
 
 
-
-def buildkit_built() -> Path | None:
-    try:
-        folder = gobuild.output_dir(BUILDKIT)
-    except gobuild.GoBuildError:
-        return None
-    return folder if (folder / gobuild.STAMP).is_file() else None
-
-
 def ensure_buildkit(cli: docker.DockerClient) -> str:
     """Tag of the local BuildKit image (buildkitd, buildctl, buildkit-runc on the Debian base), its Go build
     (cached in .tools/go/) and the pinned daemon's runc build made if missing."""
-    folder = buildkit_built() or gobuild.build(BUILDKIT)
+    folder = gobuild.build(BUILDKIT)
     runc = next(p for p in dockerd.PROGRAMS if p.name == "dind29-runc")
-    runc_folder = gobuild.output_dir(runc)
-    if not (runc_folder / gobuild.STAMP).is_file():
-        runc_folder = gobuild.build(runc)
+    runc_folder = gobuild.build(runc)
     base = images.ensure_base(cli)
     context = images._context("buildkit")
     tag = (f"{BUILDKIT_REPO}:{BUILDKIT_VERSION.lstrip('v')}-"

@@ -58,10 +58,12 @@ only adds its own --host=tcp://0.0.0.0:2375 when the first argument is a flag. *
 
 {{/* daemon.json written by docker-setup: agent.dind.daemonConfig plus what the chart owns. A configured
 graph driver must not be silently replaced by the containerd image store (the default of fresh Docker
-29+ daemons). _validate.tpl refuses keys the chart owns or that a flag already sets. */}}
+29+ daemons). A snapshotter name (native, overlayfs) needs no feature flag: dockerd 29.7 takes a
+--storage-driver that is no registered graph driver as the containerd image store's snapshotter
+(daemon/image_store_choice.go). _validate.tpl refuses keys the chart owns or that a flag already sets. */}}
 {{- define "jda.dind.daemonJson" -}}
 {{- $config := deepCopy (.Values.agent.dind.daemonConfig | default dict) -}}
-{{- if ne .Values.agent.dind.storageDriver "auto" -}}
+{{- if has .Values.agent.dind.storageDriver (list "vfs" "overlay2") -}}
 {{- $features := get $config "features" | default dict -}}
 {{- $_ := set $features "containerd-snapshotter" false -}}
 {{- $_ := set $config "features" $features -}}
@@ -107,6 +109,35 @@ no_proxy, most tools the upper-case ones). */}}
 - name: {{ $name }}
   value: /usr/local/lib/docker/ca-bundle.crt
 {{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/* dind's /etc/docker/certs.d when the chart mirrors more registries than Docker Hub: each one's
+<host>/hosts.toml (from the agent ConfigMap) beside agent.caCertificates' <host>/ca.crt. Empty
+otherwise (dind then mounts registry-ca there, if any). */}}
+{{- define "jda.dindCertsVolume" -}}
+{{- $registries := include "jda.mirrorRegistries" . | fromJsonArray -}}
+{{- if and .Values.mirror.enabled $registries -}}
+{{- $ca := .Values.agent.caCertificates -}}
+- name: registry-hosts
+  projected:
+    sources:
+      - configMap:
+          name: {{ include "jda.fullname" . }}-agent
+          items:
+            {{- range $registries }}
+            - key: registry-hosts-{{ int .index }}.toml
+              path: {{ .host }}/hosts.toml
+            {{- end }}
+      {{- if $ca.hosts }}
+      - {{ ternary "configMap" "secret" (not (empty $ca.configMap)) }}:
+          name: {{ $ca.configMap | default $ca.secret }}
+          items:
+            {{- range $ca.hosts }}
+            - key: {{ .key }}
+              path: {{ .host }}/ca.crt
+            {{- end }}
+      {{- end }}
 {{- end -}}
 {{- end -}}
 
@@ -233,7 +264,11 @@ start=$(date +%s); until timeout 10 docker version >/dev/null 2>&1{{ if $images 
     - name: dind-start
       mountPath: /jda-dind
       readOnly: true
-    {{- if $root.Values.agent.caCertificates.hosts }}
+    {{- if include "jda.dindCertsVolume" $root }}
+    - name: registry-hosts
+      mountPath: /etc/docker/certs.d
+      readOnly: true
+    {{- else if $root.Values.agent.caCertificates.hosts }}
     - name: registry-ca
       mountPath: /etc/docker/certs.d
       readOnly: true
@@ -565,6 +600,11 @@ volumes:
   {{- end }}
   {{- if $ca }}
   {{- include "jda.caVolume" $root | nindent 2 }}
+  {{- end }}
+  {{- if $docker }}
+  {{- with include "jda.dindCertsVolume" $root }}
+  {{- . | nindent 2 }}
+  {{- end }}
   {{- end }}
   {{- if $test }}
   - name: test-files

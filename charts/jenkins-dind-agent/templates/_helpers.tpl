@@ -164,7 +164,45 @@ entry names it), else the in-cluster URL. */}}
 
 {{/* The pull-through mirror as the agents' dockerd uses it (plain HTTP inside the cluster). */}}
 {{- define "jda.mirrorUrl" -}}
-{{- printf "http://%s.%s.svc.%s:5000" (include "jda.mirrorName" .) .Release.Namespace .Values.clusterDomain -}}
+{{- printf "http://%s:5000" (include "jda.mirrorHost" .) -}}
+{{- end -}}
+
+{{/* mirror.registries as the templates use them, a JSON list in list order: host, upstream (default
+https://<host>), upstreamSecret, index (1, 2, ...), port (the Service's and, with the front, nginx's:
+5100+index), dist (Distribution's own port: 5200+index behind the front, else port) and name (of
+those ports, for the Service and the NetworkPolicies). */}}
+{{- define "jda.mirrorRegistries" -}}
+{{- $front := .Values.mirror.front.enabled -}}
+{{- $out := list -}}
+{{- range $i, $r := .Values.mirror.registries | default list -}}
+{{- $n := add1 $i -}}
+{{- $port := add 5100 $n -}}
+{{- $out = append $out (dict "host" $r.host "upstream" ($r.upstream | default (printf "https://%s" $r.host)) "upstreamSecret" ($r.upstreamSecret | default "") "index" $n "port" $port "dist" (ternary (add 5200 $n) $port $front) "name" (printf "mirror-%d" $n)) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The mirror's Service host name (no port). */}}
+{{- define "jda.mirrorHost" -}}
+{{- printf "%s.%s.svc.%s" (include "jda.mirrorName" .) .Release.Namespace .Values.clusterDomain -}}
+{{- end -}}
+
+{{/* certs.d/<host>/hosts.toml for one entry of jda.mirrorRegistries (. = dict root, r): pulls and
+tag resolution go to the mirror's port first, then to the registry itself (containerd's hosts.toml,
+which dockerd reads for its containerd image store and BuildKit). A hosts.toml switches off the
+directory's implicit ca.crt, so a CA of agent.caCertificates for the same host is named again. */}}
+{{- define "jda.mirrorHostsToml" -}}
+{{- $root := .root -}}
+{{- $r := .r -}}
+# {{ $r.host }}: the chart's mirror of {{ $r.upstream }} first, then {{ $r.host }} itself
+# (no server key: containerd's default for the host). Written by jenkins-dind-agent.
+{{- range $root.Values.agent.caCertificates.hosts | default list }}
+{{- if eq .host $r.host }}
+ca = "ca.crt"
+{{- end }}
+{{- end }}
+[host.{{ printf "http://%s:%d" (include "jda.mirrorHost" $root) (int $r.port) | quote }}]
+  capabilities = ["pull", "resolve"]
 {{- end -}}
 
 {{- define "jda.adminSecretName" -}}
@@ -287,7 +325,9 @@ checkov.io/skip5: CKV_K8S_35=the JCasC reload token; the configuration-as-code p
 {{/* Checkov findings the mirror accepts on purpose. */}}
 {{- define "jda.mirrorAnnotations" -}}
 checkov.io/skip1: CKV_K8S_40=uid 1000 owns the cache volume (fsGroup); no image user to match
-{{- if .Values.mirror.upstreamSecret }}
+{{- $secrets := list .Values.mirror.upstreamSecret -}}
+{{- range .Values.mirror.registries | default list }}{{ $secrets = append $secrets (.upstreamSecret | default "") }}{{ end -}}
+{{- if compact $secrets }}
 checkov.io/skip2: CKV_K8S_35=Distribution takes upstream credentials only from its config or REGISTRY_PROXY_* variables; both come from a Secret
 {{- end }}
 {{- end -}}

@@ -31,6 +31,24 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- if and .Values.mirror.enabled (has (include "jda.mirrorUrl" .) $a.dind.registryMirrors) -}}
 {{- fail "agent.dind.registryMirrors lists the chart's own mirror, which mirror.enabled already adds: remove it" -}}
 {{- end -}}
+{{- with .Values.mirror.registries -}}
+{{- if not $.Values.mirror.enabled -}}
+{{- fail "mirror.registries is set but mirror.enabled is false: the registries are mirrored by the chart's mirror pod; set mirror.enabled" -}}
+{{- end -}}
+{{- if not (has $a.dind.storageDriver (list "native" "overlayfs")) -}}
+{{- fail (printf "mirror.registries needs the containerd image store, but agent.dind.storageDriver is %s: set it to native (or overlayfs). dockerd 29.7's graph drivers (vfs, overlay2) consult mirrors for Docker Hub only (daemon/pkg/registry/service_v2.go); its containerd image store reads certs.d/<host>/hosts.toml for every registry (daemon/hosts.go)" $a.dind.storageDriver) -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- range $i, $r := . -}}
+{{- if has (lower $r.host) (list "docker.io" "index.docker.io" "registry-1.docker.io") -}}
+{{- fail (printf "mirror.registries[%d].host is %s, which is Docker Hub: the chart's mirror already serves it (mirror.upstream)" $i $r.host) -}}
+{{- end -}}
+{{- if hasKey $seen (lower $r.host) -}}
+{{- fail (printf "mirror.registries[%d].host %s is listed twice: one mirror per registry" $i $r.host) -}}
+{{- end -}}
+{{- $_ := set $seen (lower $r.host) true -}}
+{{- end -}}
+{{- end -}}
 {{- if and $a.registry.push (not $a.registry.server) -}}
 {{- fail "agent.registry.push is true but agent.registry.server is empty: set the registry host[:port] the agents push to" -}}
 {{- end -}}

@@ -61,21 +61,33 @@ def pod_files(manifest: Manifest, spec: Obj,
     keyed by Secret name; a Secret not given is mounted empty), laid out by each volume's items."""
     files: dict[str, dict[str, bytes]] = {}
     for vol in spec.get("volumes", []):
-        if "configMap" in vol:
-            # the same files may be rendered into several namespaces (agent and push): any copy will do
-            copies = [c for c in manifest.all("ConfigMap") if c["metadata"]["name"] == vol["configMap"]["name"]]
-            if not copies:
-                raise KeyError(f"no ConfigMap {vol['configMap']['name']} in the rendered chart")
-            data = {k: v.encode() for k, v in copies[0]["data"].items()}
-            items = vol["configMap"].get("items") or [{"key": k, "path": k} for k in data]
-        elif "secret" in vol:
-            data = dict((secrets or {}).get(vol["secret"]["secretName"], {}))
-            items = vol["secret"].get("items") if data else []
-            items = items or [{"key": k, "path": k} for k in data]
+        if "projected" in vol:
+            sources = vol["projected"]["sources"]
+        elif "configMap" in vol or "secret" in vol:
+            sources = [vol]
         else:
             continue
-        files[vol["name"]] = {i["path"]: data[i["key"]] for i in items}
+        files[vol["name"]] = {}
+        for source in sources:
+            files[vol["name"]].update(_source_files(manifest, source, secrets or {}))
     return files
+
+
+def _source_files(manifest: Manifest, source: Obj, secrets: Mapping[str, Mapping[str, bytes]]) -> dict[str, bytes]:
+    """{path: data} of one configMap or secret volume, or projected volume source."""
+    if "configMap" in source:
+        name = source["configMap"]["name"]
+        # the same files may be rendered into several namespaces (agent and push): any copy will do
+        copies = [c for c in manifest.all("ConfigMap") if c["metadata"]["name"] == name]
+        if not copies:
+            raise KeyError(f"no ConfigMap {name} in the rendered chart")
+        data = {k: v.encode() for k, v in copies[0]["data"].items()}
+        items = source["configMap"].get("items") or [{"key": k, "path": k} for k in data]
+    else:
+        secret = source["secret"]
+        data = dict(secrets.get(secret.get("secretName") or secret["name"], {}))
+        items = (secret.get("items") if data else []) or [{"key": k, "path": k} for k in data]
+    return {i["path"]: data[i["key"]] for i in items}
 
 
 def mirror_pod(manifest: Manifest) -> tuple[Obj, dict[str, dict[str, bytes]]]:

@@ -182,13 +182,13 @@ class PodRunner:
                     opts = {"type": "tmpfs", "device": "tmpfs", "o": "mode=1777"}
                 self.client.volumes.create(name, driver_opts=opts, labels=self.labels())
                 self.log(f"volume {vol['name']}: emptyDir{note}")
-            elif "secret" in vol or "configMap" in vol:
+            elif "secret" in vol or "configMap" in vol or "projected" in vol:
                 if vol["name"] not in self.files:
                     raise PodRunError(f"volume {vol['name']} needs its data: pass files={{'{vol['name']}': {{...}}}}")
                 self.client.volumes.create(name, labels=self.labels())
             else:
-                raise PodRunError(f"volume {vol['name']}: only emptyDir, persistentVolumeClaim, secret and configMap "
-                                  "are supported")
+                raise PodRunError(f"volume {vol['name']}: only emptyDir, persistentVolumeClaim, secret, configMap "
+                                  "and projected are supported")
             self.volumes[vol["name"]] = name
 
     def _fill_volumes(self) -> None:

@@ -1,10 +1,12 @@
 """mirror.registries on the real cluster: the chart installed with its mirror for Docker Hub plus ghcr.io
 and quay.io, each of the three with an upstream of its own in the cluster (local registries: the Docker
-Hub stand-in at the fixed ClusterIP, two more in a namespace of their own, reached by Service name).
+Hub stand-in at the fixed ClusterIP, two more in a namespace of their own, reached by Service name);
+each registry has a mirror Deployment of its own.
 Two agent pods (the pinned daemon, storageDriver native: the containerd image store reads hosts.toml)
-pull one image per registry, one pod after the other. ghcr.io and quay.io do not resolve here, so a
-pull that skipped the mirror fails. Each upstream's own access log counts what it served: the image
-once, for the first pod, and nothing for the second."""
+get one image per registry, one pod after the other: the first pulls, the second runs one, builds FROM
+another (dockerd's own BuildKit) and pulls the third. ghcr.io and quay.io do not resolve here, so
+anything that skipped the mirror fails. Each upstream's own access log counts what it served: one
+manifest GET for both pods, and each blob once."""
 
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ NS = agent_namespace(RELEASE_NS, RELEASE)
 UPSTREAM_NS = "mirror-upstreams"
 HUB = ("library/jda-hub", "1")  # pulled as docker.io/library/jda-hub:1 (jda-hub:1)
 MIRRORED = {"ghcr.io": ("jda/one", "1"), "quay.io": ("jda/two", "1")}
+# each registry's mirror, as the chart names it (<fullname>-mirror, then -<host>)
+MIRRORS = {"docker.io": f"{RELEASE}-jenkins-dind-agent-mirror",
+           **{h: f"{RELEASE}-jenkins-dind-agent-mirror-{h.replace('.', '-')}" for h in MIRRORED}}
 
 
 def upstream_docs(name: str, image: str) -> list[dict]:
@@ -106,8 +111,8 @@ def release(cluster, standins, mirror_registry, upstreams, node_images, tmp_path
     path = values_file(tmp_path_factory.mktemp("regmirrors"), values)
     helm(cluster, "4", "install", RELEASE, str(CHART_DIR), "-n", RELEASE_NS, "-f", str(path))
     try:
-        cluster.kubectl_wait(300, "-n", RELEASE_NS, "rollout", "status",
-                             f"deployment/{RELEASE}-jenkins-dind-agent-mirror")
+        for deployment in MIRRORS.values():
+            cluster.kubectl_wait(300, "-n", RELEASE_NS, "rollout", "status", f"deployment/{deployment}")
         yield render(values=[path], namespace=RELEASE_NS, release=RELEASE, kube_version="1.36.3").agent_pod(None)
     finally:
         helm(cluster, "4", "uninstall", RELEASE, "-n", RELEASE_NS, check=False)
@@ -123,41 +128,53 @@ def served(cluster, upstreams) -> dict[str, tuple[dict[str, int], int]]:
     return out
 
 
-def test_agents_pull_every_registry_through_the_mirror_and_each_upstream_serves_once(cluster, upstreams, release):
+def exec_jnlp(cluster, pod: str, script: str) -> str:
+    proc = cluster.kubectl("-n", NS, "exec", pod, "-c", "jnlp", "--", "sh", "-c", script, check=False, timeout=300)
+    assert proc.returncode == 0, f"{pod}: {script}: {proc.stdout[-1000:]}{proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+def test_agents_get_every_registry_through_its_mirror_and_each_upstream_serves_once(cluster, upstreams, release):
     names = fanin.start_agents(cluster, release, NS, 2, "regmirror")
     fanin.wait_ready(cluster, NS, names)
-    hosts = cluster.kubectl("-n", NS, "exec", names[0], "-c", "dind", "--", "cat",
+    one, two = names
+    hosts = cluster.kubectl("-n", NS, "exec", one, "-c", "dind", "--", "cat",
                             "/etc/docker/certs.d/ghcr.io/hosts.toml").stdout
-    assert f"{RELEASE}-jenkins-dind-agent-mirror.{RELEASE_NS}.svc.cluster.local:5101" in hosts, hosts
-    driver = cluster.kubectl("-n", NS, "exec", names[0], "-c", "jnlp", "--", "docker", "info", "--format",
-                             "{{.Driver}} {{json .DriverStatus}}").stdout
+    assert f"{MIRRORS['ghcr.io']}.{RELEASE_NS}.svc.cluster.local:5000" in hosts, hosts
+    driver = exec_jnlp(cluster, one, "docker info --format '{{.Driver}} {{json .DriverStatus}}'")
     assert driver.startswith("native ") and "io.containerd.snapshotter.v1" in driver, driver
-    pulls = [f"{HUB[0].removeprefix('library/')}:{HUB[1]}"] + [f"{h}/{r}:{t}" for h, (r, t) in MIRRORED.items()]
+    hub = f"{HUB[0].removeprefix('library/')}:{HUB[1]}"
+    ghcr, quay = (f"{h}/{r}:{t}" for h, (r, t) in MIRRORED.items())
     before = served(cluster, upstreams)
-    costs = []
-    for name in names:
-        for image in pulls:
-            proc = cluster.kubectl("-n", NS, "exec", name, "-c", "jnlp", "--", "docker", "pull", image,
-                                   check=False, timeout=300)
-            assert proc.returncode == 0, f"{name}: docker pull {image}: {proc.stdout[-1000:]}{proc.stderr[-2000:]}"
-        costs.append(served(cluster, upstreams))
-    for host, (_, _, _, repository) in upstreams.items():
-        image = next(p for p in pulls if repository.removeprefix("library/") in p)
-        made = cluster.kubectl("-n", NS, "exec", names[1], "-c", "jnlp", "--", "docker", "run", "--rm", image,
-                               "cat", "/from").stdout
-        assert made.strip() == host
-    first, second = costs
-    print("\nupstream GETs for the first agent (none for the second): " + "; ".join(
-        f"{host}: {first[host][1] - before[host][1]} manifest(s), blobs {sorted(first[host][0].values())}"
-        for host in first))
+    for image in (hub, ghcr, quay):
+        exec_jnlp(cluster, one, f"docker pull -q {image}")
+    first = served(cluster, upstreams)
+    # the second agent the other ways a build gets images: run, build FROM (dockerd's BuildKit), pull
+    assert exec_jnlp(cluster, two, f"docker run --rm {ghcr} cat /from").strip().endswith("ghcr.io")
+    exec_jnlp(cluster, two, f"mkdir -p /tmp/b && printf 'FROM {quay}\\nRUN cat /from > /seen\\n' > /tmp/b/Dockerfile"
+                            " && docker build -q -t jda-from-quay /tmp/b")
+    assert exec_jnlp(cluster, two, "docker run --rm jda-from-quay cat /seen").strip() == "quay.io"
+    exec_jnlp(cluster, two, f"docker pull -q {hub}")
+    second = served(cluster, upstreams)
+    def since(now: dict, host: str) -> tuple[dict[str, int], int]:
+        blobs = {d: n - before[host][0].get(d, 0) for d, n in now[host][0].items() if n > before[host][0].get(d, 0)}
+        return blobs, now[host][1] - before[host][1]
+
+    print("\nupstream GETs (blobs per digest, manifests) after the first agent: "
+          + "; ".join(f"{h}: {since(first, h)}" for h in upstreams)
+          + "\nafter the second: " + "; ".join(f"{h}: {since(second, h)}" for h in upstreams))
     for host in upstreams:
-        blobs, manifests = first[host]
-        assert manifests - before[host][1] >= 1 and blobs, f"{host}: the upstream served nothing: {first[host]}"
-        assert max(blobs.values()) <= 2, f"{host}: a blob was fetched more than twice: {blobs}"
-        assert second[host] == first[host], f"{host}: the second agent cost the upstream {second[host]} after " \
-            f"{first[host]}"
-    mirror_logs = cluster.kubectl("-n", RELEASE_NS, "logs", f"deployment/{RELEASE}-jenkins-dind-agent-mirror",
-                                  "-c", "registry-1", "--tail=-1").stdout
-    assert f"/v2/{MIRRORED['ghcr.io'][0]}/manifests/" in mirror_logs
+        (blobs1, manifests1), (blobs2, manifests2) = since(first, host), since(second, host)
+        # one manifest GET for both agents: the mirror answered the second agent's tag lookups
+        assert manifests1 == manifests2 == 1, f"{host}: {since(first, host)}, then {since(second, host)}"
+        # the config and the image's own layer at least; a base layer an agent already had from another
+        # registry is fetched only when an agent without it asks (containerd's content store is by digest)
+        assert len(blobs2) >= 2, f"{host}: {blobs2}"
+        # each blob once (Distribution 3.1.1 behind the front), none again for the second agent
+        assert set(blobs2.values()) == {1} and blobs2.items() >= blobs1.items(), f"{host}: {blobs1}, then {blobs2}"
+    for host, (repository, _) in MIRRORED.items():
+        log = cluster.kubectl("-n", RELEASE_NS, "logs", f"deployment/{MIRRORS[host]}", "-c", "registry",
+                              "--tail=-1").stdout
+        assert f"/v2/{repository}/manifests/" in log, f"{host}'s mirror was not asked for {repository}"
     events = yaml.safe_load(cluster.kubectl("-n", NS, "get", "events", "-o", "yaml").stdout)["items"]
     assert not [e for e in events if e.get("reason") in ("Failed", "BackOff") and e["involvedObject"]["name"] in names]

@@ -1,19 +1,23 @@
-"""mirror.registries on a real engine: the chart's rendered mirror pod (the front plus one Distribution
-per upstream) before three local upstream registries standing in for Docker Hub, ghcr.io and quay.io,
-and two rendered agent pods on the containerd image store (storageDriver native) whose dockerd pulls
-one image from each through it. ghcr.io and quay.io cannot be reached from here, so a pull that did
-not go through the mirror fails; each upstream's own access log shows the image served once, for the
-first agent, and nothing more for the second.
+"""mirror.registries on a real engine: the chart's rendered mirrors (one pod each, the front before
+Distribution) before three local upstream registries standing in for Docker Hub, ghcr.io and quay.io,
+and two rendered agent pods on the containerd image store (storageDriver native). ghcr.io and quay.io
+cannot be reached from here, so anything that did not go through the mirror fails. The first agent
+pulls one image from each registry; the second gets them the three other ways a build does: `docker
+run` of an image it does not have, `docker build` with `FROM` (the daemon's own BuildKit) and a pull.
+Each upstream's own access log shows one manifest GET for both agents and each blob fetched for one
+miss only (a base layer the first agent already had from Docker Hub is fetched when the second asks).
 
 The classic graph driver is the control: the same pull of a ghcr.io image from a vfs dockerd with the
-same certs.d never reaches the mirror (dockerd 29.7 consults mirrors for Docker Hub only there), which
-is why the chart refuses mirror.registries without a snapshotter. Both run on the pinned daemon (the
-dind29 stand-in, whatever JDA_DIND_STANDIN says): the containerd store's behaviour is dockerd 29.7's.
+same certs.d never reaches the mirror (dockerd 29.7 pulls through mirrors for Docker Hub only there),
+which is why the chart refuses mirror.registries without a snapshotter. Both run on the pinned daemon
+(the dind29 stand-in, whatever JDA_DIND_STANDIN says): the containerd store's behaviour is dockerd 29.7's.
 """
 
 from __future__ import annotations
 
 import io
+import tomllib
+from contextlib import ExitStack
 from urllib.parse import urlsplit
 
 import pytest
@@ -62,57 +66,84 @@ def values(standins, upstreams, driver: str) -> dict:
                       agentpod.mirror_values(standins, f"http://{hub.address}", registries=registries))
 
 
-def test_two_agents_pull_every_registry_through_the_mirror_and_each_upstream_serves_once(
+def start_mirrors(stack: ExitStack, docker_client, manifest, agent_spec) -> tuple[dict[str, str], dict[str, PodRunner]]:
+    """Run every rendered mirror; returns ({Service host name: pod IP}, {registry host: its mirror pod}),
+    the Service names as the agent's --registry-mirror and hosts.toml files give them."""
+    pods = {name: stack.enter_context(PodRunner(spec, client=docker_client, files=files, name=f"jda-mirror{n}"))
+            for n, (name, (spec, files)) in enumerate(agentpod.mirror_pods(manifest).items())}
+    names = {"docker.io": urlsplit(agentpod.registry_mirrors(agent_spec)[0]).hostname}
+    for path, data in agentpod.pod_files(manifest, agent_spec)["registry-hosts"].items():
+        [url] = tomllib.loads(data.decode())["host"]
+        names[path.split("/")[0]] = urlsplit(url).hostname
+    by_host = {host: pods[name.split(".")[0]] for host, name in names.items()}
+    for pod in by_host.values():
+        registry.wait_http(f"http://{pod.ip_address()}:5000/v2/")
+    return {name: by_host[host].ip_address() for host, name in names.items()}, by_host
+
+
+def test_two_agents_get_every_registry_through_its_mirror_and_each_upstream_serves_once(
         docker_client, standins, dind29_standin, upstreams):
     standins = {**standins, "dind": dind29_standin}
     manifest = agentpod.render(overrides=values(standins, upstreams, "native"), kube_version="1.33.0")
-    mirror_spec, files = agentpod.mirror_pod(manifest)
     agent_spec = manifest.agent_pod()["spec"]
-    [hub_url] = agentpod.registry_mirrors(agent_spec)
-    hosts_toml = agentpod.pod_files(manifest, agent_spec)["registry-hosts"]
-    assert sorted(hosts_toml) == [f"{host}/hosts.toml" for host in sorted(MIRRORED)]
-    with PodRunner(mirror_spec, client=docker_client, files=files, name="jda-mirrors") as mirror:
-        registry.wait_http(f"http://{mirror.ip_address()}:5000/v2/")
-        for port in (5101, 5102):
-            registry.wait_http(f"http://{mirror.ip_address()}:{port}/v2/")
-        hosts = {urlsplit(hub_url).hostname: mirror.ip_address()}
+    ghcr, quay = (f"{host}/{repo}:{tag}" for host, (repo, tag) in MIRRORED.items())
+    with ExitStack() as stack:
+        hosts, mirrors = start_mirrors(stack, docker_client, manifest, agent_spec)
+        assert len({id(pod) for pod in mirrors.values()}) == 3, "one mirror pod per upstream"
         agent_files = agentpod.pod_files(manifest, agent_spec)
-        with PodRunner(agent_spec, client=docker_client, files=agent_files, hosts=hosts, name="jda-agent-m1") as one, \
-                PodRunner(agent_spec, client=docker_client, files=agent_files, hosts=hosts, name="jda-agent-m2") as two:
-            assert agentpod.storage_driver(one) == "native"
-            images = [HUB_IMAGE] + [f"{host}/{repo}:{tag}" for host, (repo, tag) in MIRRORED.items()]
-            costs = []
-            for pod in (one, two):
-                for image in images:
-                    pulled = pod.exec("jnlp", ["docker", "pull", image])
-                    assert pulled.exit_code == 0, f"{image}: {pulled.output}\n{pod.logs('dind')[-3000:]}"
-                costs.append({host: reg.gets_since(before) for host, (reg, before) in upstreams.items()})
-            for host, (repo, _) in MIRRORED.items():
-                made = one.exec("jnlp", ["docker", "run", "--rm", f"{host}/{repo}:1", "cat", "/from"])
-                assert made.output.strip() == host, made.output
-            for pod in (one, two):
-                listed = pod.exec("jnlp", ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).output.split()
-                assert sorted(listed) == sorted(images)
-        logs = {c["name"]: mirror.logs(c["name"]) for c in mirror_spec["containers"]}
+        one, two = (stack.enter_context(PodRunner(agent_spec, client=docker_client, files=agent_files, hosts=hosts,
+                                                  name=f"jda-agent-m{n}")) for n in (1, 2))
+        assert agentpod.storage_driver(one) == "native"
+        costs = []
+        for image in (HUB_IMAGE, ghcr, quay):
+            pulled = one.exec("jnlp", ["docker", "pull", image])
+            assert pulled.exit_code == 0, f"{image}: {pulled.output}\n{one.logs('dind')[-3000:]}"
+        costs.append({host: reg.gets_since(before) for host, (reg, before) in upstreams.items()})
+        ran = two.exec("jnlp", ["docker", "run", "--rm", ghcr, "cat", "/from"])
+        assert ran.exit_code == 0 and ran.output.strip().endswith("ghcr.io"), ran.output
+        two.copy_in("jnlp", "/tmp", {"Dockerfile": f"FROM {quay}\nRUN cat /from > /seen\n".encode()})
+        built = two.exec("jnlp", ["docker", "build", "-t", "jda-from-quay", "/tmp"])
+        assert built.exit_code == 0, f"{built.output}\n{two.logs('dind')[-3000:]}"
+        seen = two.exec("jnlp", ["docker", "run", "--rm", "jda-from-quay", "cat", "/seen"])
+        assert seen.output.strip() == "quay.io", seen.output
+        assert two.exec("jnlp", ["docker", "pull", HUB_IMAGE]).exit_code == 0
+        costs.append({host: reg.gets_since(before) for host, (reg, before) in upstreams.items()})
+        logs = {host: pod.logs("registry") for host, pod in mirrors.items()}
     first, second = costs
-    print("\nupstream GETs for the first agent (none for the second): " + "; ".join(
-        f"{host}: {c['manifests']} manifest(s), blobs {sorted(c['blobs'].values())}" for host, c in first.items()))
-    for host, cost in first.items():
-        assert cost["manifests"] >= 1 and cost["blobs"], f"{host}: the upstream served nothing: {cost}"
-        # Distribution 2.8 (the stand-in) fetches each blob of a first miss once or twice, never more
-        assert max(cost["blobs"].values()) <= 2, f"{host}: {cost}"
-        assert second[host] == cost, f"{host}: the second agent cost the upstream {second[host]} after {cost}"
-    for n, (host, (repo, _)) in enumerate(MIRRORED.items(), start=1):
-        assert f"/v2/{repo}/manifests/" in logs[f"registry-{n}"], f"{host}: its Distribution was not asked for {repo}"
+    print("\nupstream GETs after the first agent: " + "; ".join(
+        f"{host}: {c['manifests']} manifest(s), blobs {sorted(c['blobs'].values())}" for host, c in first.items())
+        + "\nafter the second: " + "; ".join(
+        f"{host}: {c['manifests']} manifest(s), blobs {sorted(c['blobs'].values())}" for host, c in second.items()))
+    _, base = upstreams["docker.io"][0].manifest("library/busybox", "1.37.0")
+    base_layers = {x["digest"] for x in base["layers"]}
+    for host, (reg, _) in upstreams.items():
+        repository, tag = MIRRORED.get(host, ("library/busybox", "1.37.0"))
+        _, image = reg.manifest(repository, tag)
+        digests = {image["config"]["digest"], *(x["digest"] for x in image["layers"])}
+        served = {path.rsplit("/", 1)[1] for path in second[host]["blobs"]}
+        # one manifest GET for both agents: the second one's tag lookups were answered by the mirror
+        assert first[host]["manifests"] == second[host]["manifests"] == 1, f"{host}: {first[host]}, then {second[host]}"
+        # the first agent's blobs were not fetched again for the second; a blob the first agent's content
+        # store already had from another registry (the shared base layer) is fetched once, when the second
+        # agent needs it; Distribution 2.8 (the stand-in) fetches a blob once or twice for its miss
+        for blob, count in first[host]["blobs"].items():
+            assert second[host]["blobs"][blob] == count, f"{host}: {blob} fetched again for the second agent"
+        # every blob of the image came through this registry's mirror, but a base layer an agent already
+        # had (containerd's content store is keyed by digest, whichever registry it came from)
+        assert served <= digests and digests - served <= base_layers, f"{host}: served {served} of {digests}"
+        assert max(second[host]["blobs"].values()) <= 2, f"{host}: {second[host]}"
+    for host, (repo, _) in MIRRORED.items():
+        assert f"/v2/{repo}/manifests/" in logs[host], f"{host}: its mirror was not asked for {repo}"
+        other = next(h for h in MIRRORED if h != host)
+        assert f"/v2/{repo}/" not in logs[other], f"{other}'s mirror was asked for {host}'s {repo}"
 
 
 def test_a_graph_driver_dockerd_never_asks_the_mirror_for_other_registries(docker_client, standins, dind29_standin,
                                                                            upstreams):
     """The control: storageDriver vfs with the same certs.d (bypassing the chart's refusal by taking the
-    native render's volume): the ghcr.io pull fails and the mirror's ghcr Distribution sees nothing."""
+    native render's volume): the ghcr.io pull fails and ghcr.io's mirror sees nothing."""
     standins = {**standins, "dind": dind29_standin}
     native = agentpod.render(overrides=values(standins, upstreams, "native"), kube_version="1.33.0")
-    mirror_spec, files = agentpod.mirror_pod(native)
     plain = agentpod.render(overrides=deep_merge(values(standins, upstreams, "vfs"), {"mirror": {"registries": []}}),
                             kube_version="1.33.0")
     agent_spec = plain.agent_pod()["spec"]
@@ -121,19 +152,17 @@ def test_a_graph_driver_dockerd_never_asks_the_mirror_for_other_registries(docke
     container(agent_spec, "dind")["volumeMounts"].append(
         {"name": "registry-hosts", "mountPath": "/etc/docker/certs.d", "readOnly": True})
     assert "/etc/docker/certs.d" in mounts_of(container(agent_spec, "dind"))
-    [hub_url] = agentpod.registry_mirrors(agent_spec)
-    files_agent = agentpod.pod_files(native, agent_spec)
-    with PodRunner(mirror_spec, client=docker_client, files=files, name="jda-mirrors-ctl") as mirror:
-        registry.wait_http(f"http://{mirror.ip_address()}:5101/v2/")
-        hosts = {urlsplit(hub_url).hostname: mirror.ip_address()}
-        with PodRunner(agent_spec, client=docker_client, files=files_agent, hosts=hosts, name="jda-agent-ctl") as pod:
-            assert agentpod.storage_driver(pod) == "vfs"
-            repo, tag = MIRRORED["ghcr.io"]
-            pulled = pod.exec("jnlp", ["docker", "pull", f"ghcr.io/{repo}:{tag}"])
-            assert pulled.exit_code != 0, pulled.output
-            hub = pod.exec("jnlp", ["docker", "pull", HUB_IMAGE])
-            assert hub.exit_code == 0, hub.output
-            log = mirror.logs("registry-1")
+    with ExitStack() as stack:
+        hosts, mirrors = start_mirrors(stack, docker_client, native, native.agent_pod()["spec"])
+        pod = stack.enter_context(PodRunner(agent_spec, client=docker_client, hosts=hosts, name="jda-agent-ctl",
+                                            files=agentpod.pod_files(native, agent_spec)))
+        assert agentpod.storage_driver(pod) == "vfs"
+        repo, tag = MIRRORED["ghcr.io"]
+        pulled = pod.exec("jnlp", ["docker", "pull", f"ghcr.io/{repo}:{tag}"])
+        assert pulled.exit_code != 0, pulled.output
+        hub = pod.exec("jnlp", ["docker", "pull", HUB_IMAGE])
+        assert hub.exit_code == 0, hub.output
+        log = mirrors["ghcr.io"].logs("registry")
     assert f"/v2/{repo}/" not in log, "a graph-driver dockerd asked the mirror for a ghcr.io image"
     ghcr, before = upstreams["ghcr.io"]
     assert ghcr.gets_since(before) == {"manifests": 0, "blobs": {}}

@@ -1,6 +1,7 @@
-"""mirror.registries: the chart's mirror for registries other than Docker Hub. Each one gets its own
-Distribution in the mirror pod (a proxy has one upstream), reached through the front on a Service port
-of its own, and every agent's dind a certs.d/<host>/hosts.toml naming that port, in containerd's
+"""mirror.registries: the chart's mirror for registries other than Docker Hub. Each one gets a mirror of
+its own (a Distribution proxy has one upstream, and one upstream that fails must not take the others
+down): ConfigMap, claim, Deployment with the front, Service and NetworkPolicy named after the host, and
+every agent's dind a certs.d/<host>/hosts.toml naming that Service, in containerd's
 hosts.toml grammar as dockerd 29.7.2 vendors it (data/upstream/containerd-hosts.yaml). Checked on the
 rendered chart: the hosts.toml parsed as TOML, its mirror URL resolved to the Service and on to the
 container that answers it, the network policies opened for those ports, and bad input refused."""
@@ -44,15 +45,26 @@ def hosts_files(manifest) -> dict[str, dict]:
             if path.endswith("/" + FACTS["containerd_hosts"]["file"])}
 
 
-def test_each_registry_has_a_hosts_toml_that_names_its_mirror_port_for_pulls_only():
+def mirror_of(manifest, name: str) -> tuple[dict, dict, dict, dict]:
+    """(Service, pod spec, ConfigMap data, claim) of the mirror whose objects are called `name`."""
+    deployment = manifest.get("Deployment", name=name)
+    spec = deployment["spec"]["template"]["spec"]
+    claim = next(v for v in spec["volumes"] if "persistentVolumeClaim" in v)["persistentVolumeClaim"]["claimName"]
+    return (manifest.get("Service", name=name), spec, manifest.get("ConfigMap", name=name)["data"],
+            manifest.get("PersistentVolumeClaim", name=claim))
+
+
+def mirror_names(manifest) -> list[str]:
+    """The object names of the mirrors the agents' hosts.toml files name."""
+    return sorted(urlsplit(next(iter(doc["host"]))).hostname.split(".")[0] for doc in hosts_files(manifest).values())
+
+
+def test_each_registry_has_a_mirror_of_its_own_and_a_hosts_toml_that_names_it_for_pulls_only():
     manifest = render(overrides=on())
     files = hosts_files(manifest)
     assert set(files) == {"ghcr.io", "registry.corp:5000"}
-    service = manifest.get("Service", suffix="-mirror")
-    ports = {p["port"]: p for p in service["spec"]["ports"]}
-    spec = manifest.get("Deployment", suffix="-mirror")["spec"]["template"]["spec"]
-    config = manifest.get("ConfigMap", suffix="-mirror")["data"]
-    upstreams = {}
+    hub = manifest.get("Deployment", suffix="-mirror")
+    seen = {}
     for host, doc in files.items():
         assert set(doc) <= set(FACTS["containerd_hosts"]["top_keys"])
         assert "server" not in doc, "the registry itself stays containerd's default, tried last"
@@ -63,38 +75,49 @@ def test_each_registry_has_a_hosts_toml_that_names_its_mirror_port_for_pulls_onl
         parts = urlsplit(url)
         assert parts.scheme == "http" and parts.path == ""
         name, namespace, svc, *domain = parts.hostname.split(".")
-        assert (name, svc, ".".join(domain)) == (service["metadata"]["name"], "svc", "cluster.local")
-        assert namespace == service["metadata"]["namespace"]
-        # Service port -> the front's container port -> nginx server -> a Distribution's port
-        target = ports[parts.port]["targetPort"]
+        assert (svc, ".".join(domain)) == ("svc", "cluster.local")
+        service, spec, data, claim = mirror_of(manifest, name)
+        assert service["metadata"]["namespace"] == namespace
+        # the Service selects this mirror's pods, and Docker Hub's Deployment does not select them
+        labels = manifest.get("Deployment", name=name)["spec"]["template"]["metadata"]["labels"]
+        assert service["spec"]["selector"].items() <= labels.items()
+        assert not hub["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        [port] = service["spec"]["ports"]
+        assert port["port"] == parts.port
         front = {p["name"]: p["containerPort"] for p in container(spec, "front")["ports"]}
-        listen = f"listen {front[target]};"
-        server = config["nginx.conf"].split(listen, 1)[1].split("server {", 1)[0]
-        dist_port = int(server.split("proxy_pass http://127.0.0.1:", 1)[1].split(";", 1)[0])
-        [dist] = [c for c in spec["containers"] if any(p["containerPort"] == dist_port for p in c.get("ports", []))]
-        dist_config = yaml.safe_load(config[Path(dist["command"][-1]).name])
-        assert dist_config["http"]["addr"] == f":{dist_port}"
-        root = dist_config["storage"]["filesystem"]["rootdirectory"]
-        upstreams[host] = (dist_config["proxy"]["remoteurl"], root, dist)
-    assert upstreams["ghcr.io"][0] == "https://ghcr.io"
-    assert upstreams["registry.corp:5000"][0] == "http://10.0.0.9:5000"
-    roots = [root for _, root, _ in upstreams.values()] + ["/var/lib/registry"]
-    assert len(set(roots)) == 3 and all(r.startswith("/var/lib/registry") for r in roots)
-    assert not [a for a in roots for b in roots if a != b and a.startswith(b + "/docker")], "caches overlap"
-    corp = upstreams["registry.corp:5000"][2]
+        assert front[port["targetPort"]] == 5000
+        dist = container(spec, "registry")
+        config = yaml.safe_load(data[Path(dist["command"][-1]).name])
+        assert f"proxy_pass http://127.0.0.1:{config['http']['addr'].lstrip(':')};" in data["nginx.conf"]
+        seen[host] = (config["proxy"]["remoteurl"], claim["metadata"]["name"], dist)
+    assert seen["ghcr.io"][0] == "https://ghcr.io"
+    assert seen["registry.corp:5000"][0] == "http://10.0.0.9:5000"
+    hub_claim = next(v for v in hub["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v)
+    claims = {c for _, c, _ in seen.values()} | {hub_claim["persistentVolumeClaim"]["claimName"]}
+    assert len(claims) == 3, "each upstream keeps its own cache"
+    corp = seen["registry.corp:5000"][2]
     assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in corp["env"]} == {
         "REGISTRY_PROXY_USERNAME": "corp-pull", "REGISTRY_PROXY_PASSWORD": "corp-pull"}
-    assert "env" not in upstreams["ghcr.io"][2]
+    assert "env" not in seen["ghcr.io"][2]
+
+
+def test_mirror_names_follow_the_host_so_a_reordered_list_keeps_each_cache():
+    swapped = on()
+    swapped["mirror"]["registries"] = list(reversed(REGISTRIES))
+    one, two = render(overrides=on()), render(overrides=swapped)
+    assert mirror_names(one) == mirror_names(two) == [
+        "ci-jenkins-dind-agent-mirror-ghcr-io", "ci-jenkins-dind-agent-mirror-registry-corp-5000"]
+    assert hosts_files(one) == hosts_files(two)
 
 
 def test_without_the_front_each_distribution_takes_its_service_port():
     manifest = render(overrides=on(mirror={"front": {"enabled": False}}))
-    spec = manifest.get("Deployment", suffix="-mirror")["spec"]["template"]["spec"]
-    by_name = {p["name"]: (c["name"], p["containerPort"]) for c in spec["containers"] for p in c["ports"]}
-    for port in manifest.get("Service", suffix="-mirror")["spec"]["ports"]:
-        assert by_name[port["targetPort"]][1] == port["port"]
-    assert [c["name"] for c in spec["containers"]] == ["registry", "registry-1", "registry-2"]
-    assert sorted(hosts_files(manifest)) == ["ghcr.io", "registry.corp:5000"]
+    for name in mirror_names(manifest):
+        service, spec, data, _ = mirror_of(manifest, name)
+        assert [c["name"] for c in spec["containers"]] == ["registry"]
+        [port] = service["spec"]["ports"]
+        assert {p["name"]: p["containerPort"] for p in spec["containers"][0]["ports"]}[port["targetPort"]] == 5000
+        assert "nginx.conf" not in data
 
 
 def test_a_ca_for_a_mirrored_host_is_named_again_because_hosts_toml_replaces_the_implicit_one():
@@ -132,16 +155,22 @@ def test_snapshotter_names_select_the_containerd_store_and_graph_drivers_stay_pi
         assert "containerd-snapshotter" not in features, "a snapshotter name with the feature off fails dockerd's start"
 
 
-def test_policies_open_each_mirror_port_to_agents_only():
+def test_policies_let_agents_and_only_agents_reach_every_mirror():
     manifest = render(overrides=on(networkPolicy={"enabled": True, "agentEgress": {"enabled": True}}))
-    names = {p["name"] for p in manifest.get("Service", suffix="-mirror")["spec"]["ports"]}
-    assert names == {"registry", "mirror-1", "mirror-2"}
-    ingress = manifest.get("NetworkPolicy", suffix="-mirror")["spec"]["ingress"]
-    assert {p["port"] for rule in ingress for p in rule["ports"]} == names
-    egress = [r for p in manifest.all("NetworkPolicy") for r in p["spec"].get("egress", [])
-              if any(t.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "mirror"
-                     for t in r.get("to", []))]
-    assert egress and {p["port"] for r in egress for p in r["ports"]} == names
+    agent_egress = [p for p in manifest.all("NetworkPolicy") if "Egress" in p["spec"].get("policyTypes", [])]
+    assert agent_egress
+    for name in mirror_names(manifest):
+        template = manifest.get("Deployment", name=name)["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        ingress = manifest.get("NetworkPolicy", name=name)["spec"]
+        assert ingress["podSelector"]["matchLabels"].items() <= labels.items()
+        assert {p["port"] for rule in ingress["ingress"] for p in rule["ports"]} <= ports
+        for policy in agent_egress:
+            reach = [r for r in policy["spec"]["egress"] for t in r.get("to", [])
+                     if t.get("podSelector", {}).get("matchLabels")
+                     and t["podSelector"]["matchLabels"].items() <= labels.items()]
+            assert reach and {p["port"] for r in reach for p in r["ports"]} <= ports, policy["metadata"]["name"]
 
 
 @pytest.mark.parametrize("values, key", [
@@ -155,6 +184,10 @@ def test_policies_open_each_mirror_port_to_agents_only():
      "mirror.registries[1].host"),
     ({**ON, "mirror": {"enabled": True, "registries": [{"host": "https://quay.io"}]}}, "host"),
     ({**ON, "mirror": {"enabled": True, "registries": [{"host": "quay.io", "upstream": "quay.io"}]}}, "upstream"),
+    ({**ON, "agent": {"dind": {"storageDriver": "native", "insecureRegistries": ["ghcr.io"]}}},
+     "agent.dind.insecureRegistries"),
+    ({**ON, "mirror": {"enabled": True, "registries": [{"host": "a.b"}, {"host": "a-b"}]}},
+     "mirror.registries[1].host"),
 ])
 def test_bad_registry_mirrors_are_refused_naming_the_key(values, key):
     with pytest.raises(RenderError) as err:

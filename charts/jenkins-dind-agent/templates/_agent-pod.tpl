@@ -126,7 +126,7 @@ otherwise (dind then mounts registry-ca there, if any). */}}
           name: {{ include "jda.fullname" . }}-agent
           items:
             {{- range $registries }}
-            - key: registry-hosts-{{ int .index }}.toml
+            - key: registry-hosts-{{ .slug }}.toml
               path: {{ .host }}/hosts.toml
             {{- end }}
       {{- if $ca.hosts }}

@@ -168,29 +168,28 @@ entry names it), else the in-cluster URL. */}}
 {{- end -}}
 
 {{/* mirror.registries as the templates use them, a JSON list in list order: host, upstream (default
-https://<host>), upstreamSecret, index (1, 2, ...), port (the Service's and, with the front, nginx's:
-5100+index), dist (Distribution's own port: 5200+index behind the front, else port) and name (of
-those ports, for the Service and the NetworkPolicies). */}}
+https://<host>), upstreamSecret, slug (the host in a name's and a label's alphabet) and name (of its
+mirror's objects: <mirror name>-<slug>, so a host keeps its cache claim when the list is reordered). */}}
 {{- define "jda.mirrorRegistries" -}}
-{{- $front := .Values.mirror.front.enabled -}}
+{{- $base := include "jda.mirrorName" . -}}
 {{- $out := list -}}
 {{- range $i, $r := .Values.mirror.registries | default list -}}
-{{- $n := add1 $i -}}
-{{- $port := add 5100 $n -}}
-{{- $out = append $out (dict "host" $r.host "upstream" ($r.upstream | default (printf "https://%s" $r.host)) "upstreamSecret" ($r.upstreamSecret | default "") "index" $n "port" $port "dist" (ternary (add 5200 $n) $port $front) "name" (printf "mirror-%d" $n)) -}}
+{{- $slug := $r.host | lower | replace "." "-" | replace ":" "-" | trunc 63 | trimSuffix "-" -}}
+{{- $out = append $out (dict "host" $r.host "upstream" ($r.upstream | default (printf "https://%s" $r.host)) "upstreamSecret" ($r.upstreamSecret | default "") "slug" $slug "name" (printf "%s-%s" $base $slug | trunc 63 | trimSuffix "-")) -}}
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}
 
-{{/* The mirror's Service host name (no port). */}}
+{{/* The Docker Hub mirror's Service host name (no port). */}}
 {{- define "jda.mirrorHost" -}}
 {{- printf "%s.%s.svc.%s" (include "jda.mirrorName" .) .Release.Namespace .Values.clusterDomain -}}
 {{- end -}}
 
 {{/* certs.d/<host>/hosts.toml for one entry of jda.mirrorRegistries (. = dict root, r): pulls and
-tag resolution go to the mirror's port first, then to the registry itself (containerd's hosts.toml,
-which dockerd reads for its containerd image store and BuildKit). A hosts.toml switches off the
-directory's implicit ca.crt, so a CA of agent.caCertificates for the same host is named again. */}}
+tag resolution go to that registry's mirror first, then to the registry itself (containerd's
+hosts.toml, which dockerd reads for its containerd image store and its BuildKit). A hosts.toml
+switches off the directory's implicit ca.crt, so a CA of agent.caCertificates for the same host is
+named again. */}}
 {{- define "jda.mirrorHostsToml" -}}
 {{- $root := .root -}}
 {{- $r := .r -}}
@@ -201,7 +200,7 @@ directory's implicit ca.crt, so a CA of agent.caCertificates for the same host i
 ca = "ca.crt"
 {{- end }}
 {{- end }}
-[host.{{ printf "http://%s:%d" (include "jda.mirrorHost" $root) (int $r.port) | quote }}]
+[host.{{ printf "http://%s.%s.svc.%s:5000" $r.name $root.Release.Namespace $root.Values.clusterDomain | quote }}]
   capabilities = ["pull", "resolve"]
 {{- end -}}
 
@@ -325,9 +324,7 @@ checkov.io/skip5: CKV_K8S_35=the JCasC reload token; the configuration-as-code p
 {{/* Checkov findings the mirror accepts on purpose. */}}
 {{- define "jda.mirrorAnnotations" -}}
 checkov.io/skip1: CKV_K8S_40=uid 1000 owns the cache volume (fsGroup); no image user to match
-{{- $secrets := list .Values.mirror.upstreamSecret -}}
-{{- range .Values.mirror.registries | default list }}{{ $secrets = append $secrets (.upstreamSecret | default "") }}{{ end -}}
-{{- if compact $secrets }}
+{{- if .upstreamSecret }}
 checkov.io/skip2: CKV_K8S_35=Distribution takes upstream credentials only from its config or REGISTRY_PROXY_* variables; both come from a Secret
 {{- end }}
 {{- end -}}

@@ -96,6 +96,14 @@ def mirror_pod(manifest: Manifest) -> tuple[Obj, dict[str, dict[str, bytes]]]:
     return spec, pod_files(manifest, spec)
 
 
+def mirror_pods(manifest: Manifest) -> dict[str, tuple[Obj, dict[str, dict[str, bytes]]]]:
+    """{Deployment name: (pod spec, volume files)} of every rendered mirror: Docker Hub's and one per
+    mirror.registries entry."""
+    return {d["metadata"]["name"]: (d["spec"]["template"]["spec"], pod_files(manifest, d["spec"]["template"]["spec"]))
+            for d in manifest.all("Deployment")
+            if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") in ("mirror", "registry-mirror")}
+
+
 def registry_mirrors(agent_spec: Obj) -> list[str]:
     """The --registry-mirror URLs the agent's dockerd is started with."""
     from jdagent.chart.manifest import container

@@ -1,8 +1,9 @@
 """mirror.registries on a real engine: the chart's rendered mirrors (one pod each, the front before
-Distribution) before three local upstream registries standing in for Docker Hub, ghcr.io and quay.io,
-and two rendered agent pods on the containerd image store (storageDriver native). ghcr.io and quay.io
-cannot be reached from here, so anything that did not go through the mirror fails. The first agent
-pulls one image from each registry; the second gets them the three other ways a build does: `docker
+Distribution) before four local upstream registries standing in for Docker Hub, ghcr.io, quay.io and a
+company registry serving HTTPS with a private CA (trusted by the mirror through mirror.caCertificates),
+and two rendered agent pods on the containerd image store (storageDriver native). The agents cannot
+resolve ghcr.io, quay.io or registry.corp.test, so anything that did not go through the mirror fails.
+The first agent pulls one image from each registry; the second gets them the three other ways a build does: `docker
 run` of an image it does not have, `docker build` with `FROM` (the daemon's own BuildKit) and a pull.
 Each upstream's own access log shows one manifest GET for both agents and each blob fetched for one
 miss only (a base layer the first agent already had from Docker Hub is fetched when the second asks).
@@ -24,14 +25,18 @@ import pytest
 
 from jdagent.chart.manifest import container, mounts_of
 from jdagent.chart.render import deep_merge
-from jdagent.engine import agentpod, registry
+from jdagent.engine import agentpod, registry, tlsca
 from jdagent.engine.podrun import PodRunner
 
 pytestmark = pytest.mark.docker
 HUB_IMAGE = "busybox:1.37.0"
 # (host the image names, repository, tag): the hosts are the registries users list; their pulls can
 # only succeed through the mirror
-MIRRORED = {"ghcr.io": ("jda/one", "1"), "quay.io": ("jda/two", "1")}
+MIRRORED = {"ghcr.io": ("jda/one", "1"), "quay.io": ("jda/two", "1"), "registry.corp.test": ("jda/three", "1")}
+# the company registry serves HTTPS with a certificate of a private CA, which only mirror.caCertificates
+# makes its mirror trust; the upstream URL names it (with its port), image references the host alone
+CORP = "registry.corp.test"
+CERT = tlsca.issue([CORP], ips=["127.0.0.1"])
 
 
 @pytest.fixture
@@ -44,7 +49,8 @@ def upstreams(docker_client, standins):
         regs["docker.io"] = hub
         registry.seed(docker_client, hub, standins["busybox"], "library/busybox", "1.37.0")
         for host, (repository, tag) in MIRRORED.items():
-            reg = registry.start(docker_client, standins["registry"], run_id=f"up-{host.split('.')[0]}", auth=False)
+            reg = registry.start(docker_client, standins["registry"], run_id=f"up-{host.split('.')[0]}", auth=False,
+                                 tls=CERT if host == CORP else None)
             regs[host] = reg
             local = f"jda-test-{host.split('.')[0]}:{tag}"
             dockerfile = f"FROM {standins['busybox']}\nRUN echo {host} > /from\n"
@@ -61,16 +67,23 @@ def upstreams(docker_client, standins):
 
 def values(standins, upstreams, driver: str) -> dict:
     hub, _ = upstreams["docker.io"]
-    registries = [{"host": host, "upstream": f"http://{upstreams[host][0].address}"} for host in MIRRORED]
+    registries = [{"host": host, "upstream": f"http://{upstreams[host][0].address}"}
+                  for host in MIRRORED if host != CORP]
+    registries.append({"host": CORP, "upstream": f"https://{CORP}:5000"})
     return deep_merge(agentpod.standin_overrides(standins, dind={"storageDriver": driver}),
-                      agentpod.mirror_values(standins, f"http://{hub.address}", registries=registries))
+                      agentpod.mirror_values(standins, f"http://{hub.address}", registries=registries,
+                                             caCertificates={"secret": "corp-ca", "keys": ["corp.pem"]}))
 
 
-def start_mirrors(stack: ExitStack, docker_client, manifest, agent_spec) -> tuple[dict[str, str], dict[str, PodRunner]]:
-    """Run every rendered mirror; returns ({Service host name: pod IP}, {registry host: its mirror pod}),
-    the Service names as the agent's --registry-mirror and hosts.toml files give them."""
-    pods = {name: stack.enter_context(PodRunner(spec, client=docker_client, files=files, name=f"jda-mirror{n}"))
-            for n, (name, (spec, files)) in enumerate(agentpod.mirror_pods(manifest).items())}
+def start_mirrors(stack: ExitStack, docker_client, manifest, agent_spec,
+                  corp_ip: str) -> tuple[dict[str, str], dict[str, PodRunner]]:
+    """Run every rendered mirror (CORP resolving to its upstream); returns ({Service host name: pod IP},
+    {registry host: its mirror pod}), the Service names as the agent's --registry-mirror and hosts.toml
+    files give them."""
+    secrets = {"corp-ca": {"corp.pem": CERT.ca_pem}}
+    pods = {name: stack.enter_context(PodRunner(spec, client=docker_client, files=files, name=f"jda-mirror{n}",
+                                                hosts={CORP: corp_ip}))
+            for n, (name, (spec, files)) in enumerate(agentpod.mirror_pods(manifest, secrets).items())}
     names = {"docker.io": urlsplit(agentpod.registry_mirrors(agent_spec)[0]).hostname}
     for path, data in agentpod.pod_files(manifest, agent_spec)["registry-hosts"].items():
         [url] = tomllib.loads(data.decode())["host"]
@@ -81,21 +94,25 @@ def start_mirrors(stack: ExitStack, docker_client, manifest, agent_spec) -> tupl
     return {name: by_host[host].ip_address() for host, name in names.items()}, by_host
 
 
+def corp_ip(upstreams) -> str:
+    return upstreams[CORP][0].address.split(":")[0]
+
+
 def test_two_agents_get_every_registry_through_its_mirror_and_each_upstream_serves_once(
         docker_client, standins, dind29_standin, upstreams):
     standins = {**standins, "dind": dind29_standin}
     manifest = agentpod.render(overrides=values(standins, upstreams, "native"), kube_version="1.33.0")
     agent_spec = manifest.agent_pod()["spec"]
-    ghcr, quay = (f"{host}/{repo}:{tag}" for host, (repo, tag) in MIRRORED.items())
+    ghcr, quay, corp = (f"{host}/{repo}:{tag}" for host, (repo, tag) in MIRRORED.items())
     with ExitStack() as stack:
-        hosts, mirrors = start_mirrors(stack, docker_client, manifest, agent_spec)
-        assert len({id(pod) for pod in mirrors.values()}) == 3, "one mirror pod per upstream"
+        hosts, mirrors = start_mirrors(stack, docker_client, manifest, agent_spec, corp_ip(upstreams))
+        assert len({id(pod) for pod in mirrors.values()}) == 4, "one mirror pod per upstream"
         agent_files = agentpod.pod_files(manifest, agent_spec)
         one, two = (stack.enter_context(PodRunner(agent_spec, client=docker_client, files=agent_files, hosts=hosts,
                                                   name=f"jda-agent-m{n}")) for n in (1, 2))
         assert agentpod.storage_driver(one) == "native"
         costs = []
-        for image in (HUB_IMAGE, ghcr, quay):
+        for image in (HUB_IMAGE, ghcr, quay, corp):
             pulled = one.exec("jnlp", ["docker", "pull", image])
             assert pulled.exit_code == 0, f"{image}: {pulled.output}\n{one.logs('dind')[-3000:]}"
         costs.append({host: reg.gets_since(before) for host, (reg, before) in upstreams.items()})
@@ -106,7 +123,8 @@ def test_two_agents_get_every_registry_through_its_mirror_and_each_upstream_serv
         assert built.exit_code == 0, f"{built.output}\n{two.logs('dind')[-3000:]}"
         seen = two.exec("jnlp", ["docker", "run", "--rm", "jda-from-quay", "cat", "/seen"])
         assert seen.output.strip() == "quay.io", seen.output
-        assert two.exec("jnlp", ["docker", "pull", HUB_IMAGE]).exit_code == 0
+        for image in (HUB_IMAGE, corp):
+            assert two.exec("jnlp", ["docker", "pull", image]).exit_code == 0, image
         costs.append({host: reg.gets_since(before) for host, (reg, before) in upstreams.items()})
         logs = {host: pod.logs("registry") for host, pod in mirrors.items()}
     first, second = costs
@@ -134,8 +152,8 @@ def test_two_agents_get_every_registry_through_its_mirror_and_each_upstream_serv
         assert max(second[host]["blobs"].values()) <= 2, f"{host}: {second[host]}"
     for host, (repo, _) in MIRRORED.items():
         assert f"/v2/{repo}/manifests/" in logs[host], f"{host}: its mirror was not asked for {repo}"
-        other = next(h for h in MIRRORED if h != host)
-        assert f"/v2/{repo}/" not in logs[other], f"{other}'s mirror was asked for {host}'s {repo}"
+        for other in (h for h in MIRRORED if h != host):
+            assert f"/v2/{repo}/" not in logs[other], f"{other}'s mirror was asked for {host}'s {repo}"
 
 
 def test_a_graph_driver_dockerd_never_asks_the_mirror_for_other_registries(docker_client, standins, dind29_standin,
@@ -153,7 +171,7 @@ def test_a_graph_driver_dockerd_never_asks_the_mirror_for_other_registries(docke
         {"name": "registry-hosts", "mountPath": "/etc/docker/certs.d", "readOnly": True})
     assert "/etc/docker/certs.d" in mounts_of(container(agent_spec, "dind"))
     with ExitStack() as stack:
-        hosts, mirrors = start_mirrors(stack, docker_client, native, native.agent_pod()["spec"])
+        hosts, mirrors = start_mirrors(stack, docker_client, native, native.agent_pod()["spec"], corp_ip(upstreams))
         pod = stack.enter_context(PodRunner(agent_spec, client=docker_client, hosts=hosts, name="jda-agent-ctl",
                                             files=agentpod.pod_files(native, agent_spec)))
         assert agentpod.storage_driver(pod) == "vfs"
@@ -166,3 +184,19 @@ def test_a_graph_driver_dockerd_never_asks_the_mirror_for_other_registries(docke
     assert f"/v2/{repo}/" not in log, "a graph-driver dockerd asked the mirror for a ghcr.io image"
     ghcr, before = upstreams["ghcr.io"]
     assert ghcr.gets_since(before) == {"manifests": 0, "blobs": {}}
+
+
+def test_without_mirror_ca_certificates_the_private_ca_upstream_is_refused(docker_client, standins, upstreams):
+    """The control for mirror.caCertificates: the company registry's mirror without it cannot verify the
+    upstream's certificate (Distribution asks the upstream for /v2/ when it starts, and stops there)."""
+    manifest = agentpod.render(overrides=deep_merge(values(standins, upstreams, "native"),
+                                                    {"mirror": {"caCertificates": {"secret": "", "keys": []}}}),
+                               kube_version="1.33.0")
+    [(spec, files)] = [pod for name, pod in agentpod.mirror_pods(manifest).items() if name.endswith("corp-test")]
+    assert "SSL_CERT_DIR" not in {e["name"] for e in container(spec, "registry").get("env", [])}
+    with PodRunner(spec, client=docker_client, files=files, name="jda-mirror-noca",
+                   hosts={CORP: corp_ip(upstreams)}) as mirror:
+        registry_container = mirror.containers["registry"]
+        registry_container.wait(timeout=60)
+        log = mirror.logs("registry")
+    assert "certificate signed by unknown authority" in log, log[-2000:]

@@ -173,7 +173,30 @@ def test_policies_let_agents_and_only_agents_reach_every_mirror():
             assert reach and {p["port"] for r in reach for p in r["ports"]} <= ports, policy["metadata"]["name"]
 
 
+def test_mirror_ca_certificates_reach_every_distribution_beside_the_system_roots():
+    manifest = render(overrides=on(mirror={"caCertificates": {"configMap": "corp-ca", "keys": ["a.pem", "b.pem"]}}))
+    mirrors = [manifest.get("Deployment", suffix="-mirror")] + [manifest.get("Deployment", name=n)
+                                                               for n in mirror_names(manifest)]
+    for deployment in mirrors:
+        spec = deployment["spec"]["template"]["spec"]
+        registry = container(spec, "registry")
+        dirs = env_of(registry)["SSL_CERT_DIR"].split(":")
+        assert dirs[0] == "/etc/ssl/certs", "the system roots stay"
+        mount = mounts_of(registry)[dirs[1]]
+        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+        assert volume["configMap"]["name"] == "corp-ca"
+        assert [i["path"] for i in volume["configMap"]["items"]] == ["a.pem", "b.pem"]
+        assert "/" not in "".join(i["path"] for i in volume["configMap"]["items"]), "Go reads the directory's files"
+        assert "SSL_CERT_DIR" not in env_of(container(spec, "front"))
+    plain = render(overrides=on())
+    assert "SSL_CERT_DIR" not in env_of(container(plain.get("Deployment", suffix="-mirror")["spec"]["template"]["spec"],
+                                                  "registry"))
+
+
 @pytest.mark.parametrize("values, key", [
+    ({"mirror": {"caCertificates": {"configMap": "a", "secret": "b", "keys": ["k"]}}}, "mirror.caCertificates"),
+    ({"mirror": {"caCertificates": {"keys": ["k"]}}}, "mirror.caCertificates.keys"),
+    ({"mirror": {"caCertificates": {"secret": "b"}}}, "mirror.caCertificates.keys"),
     ({"mirror": {"enabled": True, "registries": [{"host": "ghcr.io"}]}}, "agent.dind.storageDriver"),
     ({"mirror": {"enabled": True, "registries": [{"host": "ghcr.io"}]},
       "agent": {"dind": {"storageDriver": "overlay2"}}}, "agent.dind.storageDriver"),

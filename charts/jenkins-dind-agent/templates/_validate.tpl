@@ -278,6 +278,16 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- if and (or $cca.configMap $cca.secret) (not $cca.keys) -}}
 {{- fail "controller.caCertificates names a ConfigMap or Secret but controller.caCertificates.keys is empty: list the keys that hold PEM certificates" -}}
 {{- end -}}
+{{- $mca := .Values.mirror.caCertificates -}}
+{{- if and $mca.configMap $mca.secret -}}
+{{- fail "mirror.caCertificates.configMap and mirror.caCertificates.secret are both set: name one of them" -}}
+{{- end -}}
+{{- if and $mca.keys (not (or $mca.configMap $mca.secret)) -}}
+{{- fail "mirror.caCertificates.keys is set but neither mirror.caCertificates.configMap nor .secret names where the certificates are" -}}
+{{- end -}}
+{{- if and (or $mca.configMap $mca.secret) (not $mca.keys) -}}
+{{- fail "mirror.caCertificates names a ConfigMap or Secret but mirror.caCertificates.keys is empty: list the keys that hold PEM certificates" -}}
+{{- end -}}
 {{- $ca := $a.caCertificates -}}
 {{- if and $ca.configMap $ca.secret -}}
 {{- fail "agent.caCertificates.configMap and agent.caCertificates.secret are both set: name one of them" -}}

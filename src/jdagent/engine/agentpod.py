@@ -96,10 +96,12 @@ def mirror_pod(manifest: Manifest) -> tuple[Obj, dict[str, dict[str, bytes]]]:
     return spec, pod_files(manifest, spec)
 
 
-def mirror_pods(manifest: Manifest) -> dict[str, tuple[Obj, dict[str, dict[str, bytes]]]]:
+def mirror_pods(manifest: Manifest, secrets: Mapping[str, Mapping[str, bytes]] | None = None,
+                ) -> dict[str, tuple[Obj, dict[str, dict[str, bytes]]]]:
     """{Deployment name: (pod spec, volume files)} of every rendered mirror: Docker Hub's and one per
-    mirror.registries entry."""
-    return {d["metadata"]["name"]: (d["spec"]["template"]["spec"], pod_files(manifest, d["spec"]["template"]["spec"]))
+    mirror.registries entry (`secrets` as for pod_files)."""
+    return {d["metadata"]["name"]: (d["spec"]["template"]["spec"],
+                                    pod_files(manifest, d["spec"]["template"]["spec"], secrets))
             for d in manifest.all("Deployment")
             if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") in ("mirror", "registry-mirror")}
 

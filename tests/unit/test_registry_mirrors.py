@@ -9,6 +9,7 @@ container that answers it, the network policies opened for those ports, and bad 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -108,6 +109,41 @@ def test_mirror_names_follow_the_host_so_a_reordered_list_keeps_each_cache():
     assert mirror_names(one) == mirror_names(two) == [
         "ci-jenkins-dind-agent-mirror-ghcr-io", "ci-jenkins-dind-agent-mirror-registry-corp-5000"]
     assert hosts_files(one) == hosts_files(two)
+
+
+@pytest.mark.parametrize("release", ["ci", "abcdefghijabcdefghijabcdefghijabcdef", "r" * 53])
+def test_long_hosts_and_release_names_still_give_every_mirror_a_valid_name_of_its_own(release):
+    hosts = ["registry.very-long-company-name.example.com:5000", "registry.very-long-company-name.example.org:5000",
+             "ghcr.io", "a" * 60 + ".example.com"]
+    manifest = render(release=release, overrides=on(mirror={"registries": [{"host": h} for h in hosts]},
+                                                     networkPolicy={"enabled": True}))
+    mirrors = ("mirror", "registry-mirror")
+    deployments = [d for d in manifest.all("Deployment")
+                   if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") in mirrors]
+    names = [d["metadata"]["name"] for d in deployments]
+    assert len(names) == len(set(names)) == len(hosts) + 1
+    for kind in ("Service", "ConfigMap", "PersistentVolumeClaim", "NetworkPolicy"):
+        # a mirror's objects are its own, and no other object of the chart has a mirror's name
+        of_kind = [o["metadata"]["name"] for o in manifest.all(kind) if o["metadata"]["name"] in names]
+        assert sorted(of_kind) == sorted(names), kind
+    dns1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    label = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+    for d in deployments:
+        assert len(d["metadata"]["name"]) <= 63 and dns1035.match(d["metadata"]["name"])
+        for value in d["spec"]["selector"]["matchLabels"].values():
+            assert len(value) <= 63 and label.match(value), value
+    files = hosts_files(manifest)
+    assert sorted(files) == sorted(hosts)
+    assert len({urlsplit(next(iter(doc["host"]))).hostname for doc in files.values()}) == len(hosts)
+
+
+def test_an_upstream_with_a_trailing_slash_is_asked_for_v2_once():
+    manifest = render(overrides=on(mirror={"upstream": "https://hub.example/",
+                                           "registries": [{"host": "ghcr.io", "upstream": "https://ghcr.example/"}]}))
+    for name in ["ci-jenkins-dind-agent-mirror", *mirror_names(manifest)]:
+        _, spec, data, _ = mirror_of(manifest, name)
+        config = yaml.safe_load(data[Path(container(spec, "registry")["command"][-1]).name])
+        assert not config["proxy"]["remoteurl"].endswith("/"), "Distribution asks <remoteurl>/v2/"
 
 
 def test_without_the_front_each_distribution_takes_its_service_port():

@@ -158,8 +158,14 @@ entry names it), else the in-cluster URL. */}}
 {{- printf "%s.%s.svc.%s:%d" (include "jda.agentServiceName" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.agentListener.port) -}}
 {{- end -}}
 
+{{/* Docker Hub's mirror: <fullname>-mirror; past 63 characters cut to 54 plus 8 characters of the
+fullname's sha256 (a plain cut of a 63-character fullname would give the controller's own name). */}}
 {{- define "jda.mirrorName" -}}
-{{- printf "%s-mirror" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- $name := printf "%s-mirror" (include "jda.fullname" .) -}}
+{{- if gt (len $name) 63 -}}
+{{- $name = printf "%s-%s" ($name | trunc 54 | trimSuffix "-") (sha256sum (include "jda.fullname" .) | trunc 8) -}}
+{{- end -}}
+{{- $name -}}
 {{- end -}}
 
 {{/* The pull-through mirror as the agents' dockerd uses it (plain HTTP inside the cluster). */}}
@@ -168,14 +174,20 @@ entry names it), else the in-cluster URL. */}}
 {{- end -}}
 
 {{/* mirror.registries as the templates use them, a JSON list in list order: host, upstream (default
-https://<host>), upstreamSecret, slug (the host in a name's and a label's alphabet) and name (of its
-mirror's objects: <mirror name>-<slug>, so a host keeps its cache claim when the list is reordered). */}}
+https://<host>, no trailing slash: Distribution appends /v2/), upstreamSecret, slug (the host in a
+label's alphabet; past 63 characters cut to 54 plus 8 characters of the host's sha256) and name (of its
+mirror's objects: <mirror name>-<slug>, cut the same way, so a host keeps its cache claim when the list
+is reordered, and no cut makes two mirrors, or one and Docker Hub's, share a name). */}}
 {{- define "jda.mirrorRegistries" -}}
 {{- $base := include "jda.mirrorName" . -}}
 {{- $out := list -}}
 {{- range $i, $r := .Values.mirror.registries | default list -}}
-{{- $slug := $r.host | lower | replace "." "-" | replace ":" "-" | trunc 63 | trimSuffix "-" -}}
-{{- $out = append $out (dict "host" $r.host "upstream" ($r.upstream | default (printf "https://%s" $r.host)) "upstreamSecret" ($r.upstreamSecret | default "") "slug" $slug "name" (printf "%s-%s" $base $slug | trunc 63 | trimSuffix "-")) -}}
+{{- $hash := sha256sum (lower $r.host) | trunc 8 -}}
+{{- $slug := $r.host | lower | replace "." "-" | replace ":" "-" -}}
+{{- if gt (len $slug) 63 }}{{ $slug = printf "%s-%s" ($slug | trunc 54 | trimSuffix "-") $hash }}{{ end -}}
+{{- $name := printf "%s-%s" $base $slug -}}
+{{- if gt (len $name) 63 }}{{ $name = printf "%s-%s" ($name | trunc 54 | trimSuffix "-") $hash }}{{ end -}}
+{{- $out = append $out (dict "host" $r.host "upstream" ($r.upstream | default (printf "https://%s" $r.host) | trimSuffix "/") "upstreamSecret" ($r.upstreamSecret | default "") "slug" $slug "name" $name) -}}
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}

@@ -33,7 +33,7 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- end -}}
 {{- with .Values.mirror.registries -}}
 {{- if not $.Values.mirror.enabled -}}
-{{- fail "mirror.registries is set but mirror.enabled is false: the registries are mirrored by the chart's mirror pod; set mirror.enabled" -}}
+{{- fail "mirror.registries is set but mirror.enabled is false: each registry's mirror comes with the chart's Docker Hub mirror; set mirror.enabled" -}}
 {{- end -}}
 {{- if not (has $a.dind.storageDriver (list "native" "overlayfs")) -}}
 {{- fail (printf "mirror.registries needs the containerd image store, but agent.dind.storageDriver is %s: set it to native (or overlayfs). With a graph driver (vfs, overlay2) dockerd 29.7 pulls (docker pull, docker run, compose) through mirrors for Docker Hub only (daemon/pkg/registry/service_v2.go); its containerd image store reads certs.d/<host>/hosts.toml for every registry (daemon/hosts.go)" $a.dind.storageDriver) -}}
@@ -51,10 +51,10 @@ Cross-field rules values.schema.json cannot express. Every message names the key
 {{- fail (printf "mirror.registries[%d].host %s is also in agent.dind.insecureRegistries: a hosts.toml replaces dockerd's insecure-registry handling for its host (daemon/hosts.go mergeLegacyConfig), so pushes and direct pulls would ask it over verified HTTPS; mirror only registries that serve verified HTTPS (agent.caCertificates may name their CA)" $i $r.host) -}}
 {{- end -}}
 {{- end -}}
-{{- $names := dict -}}
+{{- $names := dict (include "jda.mirrorName" $) "Docker Hub's mirror" -}}
 {{- range $i, $r := include "jda.mirrorRegistries" $ | fromJsonArray -}}
 {{- if hasKey $names $r.name -}}
-{{- fail (printf "mirror.registries[%d].host %s gives the same object name (%s) as %s: the name is <release>-jenkins-dind-agent-mirror-<host>, cut to 63 characters; shorten the release name (or fullnameOverride)" $i $r.host $r.name (get $names $r.name)) -}}
+{{- fail (printf "mirror.registries[%d].host %s gives the same object name (%s) as %s: rename the release (or set fullnameOverride)" $i $r.host $r.name (get $names $r.name)) -}}
 {{- end -}}
 {{- $_ := set $names $r.name $r.host -}}
 {{- end -}}

@@ -70,7 +70,7 @@ true
 
 {{/* The push cloud's ServiceAccount, in the release namespace: a Role in the push namespace only. */}}
 {{- define "jda.pushServiceAccount" -}}
-{{- printf "%s-push" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- include "jda.suffixedName" (dict "root" . "suffix" "push") -}}
 {{- end -}}
 
 {{/* Namespaces agent pods run in: the agent namespace, and the push namespace with agent.registry.push. */}}
@@ -97,7 +97,7 @@ true
 {{- end -}}
 
 {{- define "jda.agentServiceName" -}}
-{{- printf "%s-agent" (include "jda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- include "jda.suffixedName" (dict "root" . "suffix" "agent") -}}
 {{- end -}}
 
 {{/* Path prefix Jenkins serves under ("" for the root): controller.ingress.path when the Ingress is on. */}}
@@ -158,14 +158,20 @@ entry names it), else the in-cluster URL. */}}
 {{- printf "%s.%s.svc.%s:%d" (include "jda.agentServiceName" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.agentListener.port) -}}
 {{- end -}}
 
-{{/* Docker Hub's mirror: <fullname>-mirror; past 63 characters cut to 54 plus 8 characters of the
-fullname's sha256 (a plain cut of a 63-character fullname would give the controller's own name). */}}
-{{- define "jda.mirrorName" -}}
-{{- $name := printf "%s-mirror" (include "jda.fullname" .) -}}
+{{/* <fullname>-<suffix> (. = dict "root" "suffix") for objects beside the controller's: past 63
+characters cut to 54 plus 8 characters of the name's sha256, where a plain cut of a long fullname gives
+the controller's own name. */}}
+{{- define "jda.suffixedName" -}}
+{{- $name := printf "%s-%s" (include "jda.fullname" .root) .suffix -}}
 {{- if gt (len $name) 63 -}}
-{{- $name = printf "%s-%s" ($name | trunc 54 | trimSuffix "-") (sha256sum (include "jda.fullname" .) | trunc 8) -}}
+{{- $name = printf "%s-%s" ($name | trunc 54 | trimSuffix "-") (sha256sum $name | trunc 8) -}}
 {{- end -}}
 {{- $name -}}
+{{- end -}}
+
+{{/* Docker Hub's mirror. */}}
+{{- define "jda.mirrorName" -}}
+{{- include "jda.suffixedName" (dict "root" . "suffix" "mirror") -}}
 {{- end -}}
 
 {{/* The pull-through mirror as the agents' dockerd uses it (plain HTTP inside the cluster). */}}

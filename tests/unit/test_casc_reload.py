@@ -101,7 +101,10 @@ def sidecar(tmp_path: Path, endpoint: Endpoint) -> Iterator[tuple[Path, subproce
     proc.wait(timeout=10)
 
 
-def wait_for(predicate, timeout: float = 10) -> bool:
+def wait_for(predicate, timeout: float = 30) -> bool:
+    """Until `predicate` holds (True) or `timeout` seconds pass (False). Generous: each check of the
+    sidecar spawns about ten processes, and in CI the unit tier shares two cores with Go builds (one run
+    saw a retry arrive after more than 10 s); a sidecar that stopped still fails."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

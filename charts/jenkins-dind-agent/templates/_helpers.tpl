@@ -158,15 +158,20 @@ entry names it), else the in-cluster URL. */}}
 {{- printf "%s.%s.svc.%s:%d" (include "jda.agentServiceName" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.agentListener.port) -}}
 {{- end -}}
 
-{{/* <fullname>-<suffix> (. = dict "root" "suffix") for objects beside the controller's: past 63
-characters cut to 54 plus 8 characters of the name's sha256, where a plain cut of a long fullname gives
-the controller's own name. */}}
-{{- define "jda.suffixedName" -}}
-{{- $name := printf "%s-%s" (include "jda.fullname" .root) .suffix -}}
-{{- if gt (len $name) 63 -}}
-{{- $name = printf "%s-%s" ($name | trunc 54 | trimSuffix "-") (sha256sum $name | trunc 8) -}}
+{{/* A name or label value of at most 63 characters (. = the string): past 63 cut to 54 plus 8
+characters of its sha256, so two long names that differ only at the end stay apart. */}}
+{{- define "jda.cut63" -}}
+{{- if gt (len .) 63 -}}
+{{- printf "%s-%s" (. | trunc 54 | trimSuffix "-") (sha256sum . | trunc 8) -}}
+{{- else -}}
+{{- . -}}
 {{- end -}}
-{{- $name -}}
+{{- end -}}
+
+{{/* <fullname>-<suffix> (. = dict "root" "suffix") for objects beside the controller's, cut by
+jda.cut63: a plain cut of a long fullname gives the controller's own name. */}}
+{{- define "jda.suffixedName" -}}
+{{- include "jda.cut63" (printf "%s-%s" (include "jda.fullname" .root) .suffix) -}}
 {{- end -}}
 
 {{/* Docker Hub's mirror. */}}
@@ -176,31 +181,22 @@ the controller's own name. */}}
 
 {{/* The pull-through mirror as the agents' dockerd uses it (plain HTTP inside the cluster). */}}
 {{- define "jda.mirrorUrl" -}}
-{{- printf "http://%s:5000" (include "jda.mirrorHost" .) -}}
+{{- printf "http://%s.%s.svc.%s:5000" (include "jda.mirrorName" .) .Release.Namespace .Values.clusterDomain -}}
 {{- end -}}
 
 {{/* mirror.registries as the templates use them, a JSON list in list order: host, upstream (default
 https://<host>, no trailing slash: Distribution appends /v2/), upstreamSecret, slug (the host in a
-label's alphabet; past 63 characters cut to 54 plus 8 characters of the host's sha256) and name (of its
-mirror's objects: <mirror name>-<slug>, cut the same way, so a host keeps its cache claim when the list
-is reordered, and no cut makes two mirrors, or one and Docker Hub's, share a name). */}}
+label's alphabet) and name (of its mirror's objects: <fullname>-mirror-<slug>, so a host keeps its
+cache claim when the list is reordered); both cut by jda.cut63. */}}
 {{- define "jda.mirrorRegistries" -}}
-{{- $base := include "jda.mirrorName" . -}}
+{{- $root := . -}}
 {{- $out := list -}}
 {{- range $i, $r := .Values.mirror.registries | default list -}}
-{{- $hash := sha256sum (lower $r.host) | trunc 8 -}}
-{{- $slug := $r.host | lower | replace "." "-" | replace ":" "-" -}}
-{{- if gt (len $slug) 63 }}{{ $slug = printf "%s-%s" ($slug | trunc 54 | trimSuffix "-") $hash }}{{ end -}}
-{{- $name := printf "%s-%s" $base $slug -}}
-{{- if gt (len $name) 63 }}{{ $name = printf "%s-%s" ($name | trunc 54 | trimSuffix "-") $hash }}{{ end -}}
+{{- $slug := include "jda.cut63" ($r.host | lower | replace "." "-" | replace ":" "-") -}}
+{{- $name := include "jda.suffixedName" (dict "root" $root "suffix" (printf "mirror-%s" $slug)) -}}
 {{- $out = append $out (dict "host" $r.host "upstream" ($r.upstream | default (printf "https://%s" $r.host) | trimSuffix "/") "upstreamSecret" ($r.upstreamSecret | default "") "slug" $slug "name" $name) -}}
 {{- end -}}
 {{- toJson $out -}}
-{{- end -}}
-
-{{/* The Docker Hub mirror's Service host name (no port). */}}
-{{- define "jda.mirrorHost" -}}
-{{- printf "%s.%s.svc.%s" (include "jda.mirrorName" .) .Release.Namespace .Values.clusterDomain -}}
 {{- end -}}
 
 {{/* certs.d/<host>/hosts.toml for one entry of jda.mirrorRegistries (. = dict root, r): pulls and
